@@ -1,0 +1,212 @@
+"""Minute buckets and live state per (region, channel), fed by facts.
+
+Each fact is added to its minute bucket and to the bucket of its hour, so a `today` window of up to
+24 hours reads at most 24 hour buckets plus the minutes of the partial hour. Buckets older than the
+retention horizon are dropped as the watermark advances, which keeps memory flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streams.config import ChannelTargets
+from streams.core import facts as F
+from streams.core.buckets import INDEX, WAIT_BINS, Bucket, new_bucket
+from streams.core.histogram import bin_of
+from streams.core.timefmt import HOUR_MS, MINUTE_MS
+
+DAY_MS = 86_400_000
+
+_I = INDEX
+CONTACTS, OFFERED, ANSWERED, ABANDONED = _I["contacts"], _I["offered"], _I["answered"], _I["abandoned"]
+SHORT, WITHIN_SLA, WAIT_SUM, WAIT_MAX = (_I["short_abandoned"], _I["answered_within_sla"], _I["wait_sum_ms"],
+                                         _I["wait_max_ms"])
+ENDED, RESOLVED, RFC, FCR_KNOWN = _I["ended"], _I["resolved"], _I["resolved_first_contact"], _I["fcr_known"]
+ESCALATED, FIRST_LINE, BOT_HANDLED, AGENT_HANDLED = (_I["escalated"], _I["first_line"], _I["bot_handled"],
+                                                     _I["agent_handled"])
+BOT_SESSIONS = _I["bot_sessions"]
+BOT_OUTCOME = {"resolved": _I["bot_resolved"], "handoff": _I["bot_handoffs"], "abandoned": _I["bot_abandoned"]}
+HANDLE_SUM, HANDLE_COUNT = _I["handle_sum_ms"], _I["handle_count"]
+CSAT_N, CSAT_SUM, CSAT_5, CSAT_4PLUS = _I["csat_responses"], _I["csat_sum"], _I["csat_5"], _I["csat_4plus"]
+NPS_N, NPS_PRO, NPS_DET = _I["nps_responses"], _I["nps_promoters"], _I["nps_detractors"]
+T_CREATED, T_RESOLVED, T_24H, T_72H = (_I["tickets_created"], _I["tickets_resolved"], _I["tickets_24h"],
+                                       _I["tickets_72h"])
+
+
+class PairState:
+    """Everything kept for one (region, channel)."""
+
+    __slots__ = ("hours", "minutes", "tickets_open", "waiting")
+
+    def __init__(self) -> None:
+        self.minutes: dict[int, Bucket] = {}
+        self.hours: dict[int, Bucket] = {}
+        #: visit key -> entry time, for visits entered and not left
+        self.waiting: dict[str, int] = {}
+        #: ticket id -> creation time, for tickets created and not resolved
+        self.tickets_open: dict[str, int] = {}
+
+    def buckets(self, ts: int) -> tuple[Bucket, Bucket]:
+        minute = ts // MINUTE_MS
+        bucket = self.minutes.get(minute)
+        if bucket is None:
+            bucket = self.minutes[minute] = new_bucket()
+        hour = ts // HOUR_MS
+        hour_bucket = self.hours.get(hour)
+        if hour_bucket is None:
+            hour_bucket = self.hours[hour] = new_bucket()
+        return bucket, hour_bucket
+
+
+class Aggregator:
+    """Counts facts into buckets; `observer` (if any) sees each fact as it is applied (Prometheus)."""
+
+    def __init__(self, channels: Mapping[str, ChannelTargets], short_abandon_s: float, horizon_ms: int,
+                 ticket_retention_ms: int, observer: Callable[[F.Fact], Any] | None = None) -> None:
+        self.pairs: dict[tuple[str, str], PairState] = {}
+        self.sla_ms = {name: round(c.sla_threshold_s * 1000) for name, c in channels.items()}
+        self.short_abandon_ms = round(short_abandon_s * 1000)
+        self.horizon_ms = horizon_ms
+        self.ticket_retention_ms = ticket_retention_ms
+        self.observer = observer
+        self._apply = {
+            F.CONTACT: self._contact, F.OFFERED: self._offered, F.VISIT: self._visit, F.ENDED: self._ended,
+            F.HANDLE: self._handle, F.BOT: self._bot, F.SURVEY: self._survey,
+            F.TICKET_CREATED: self._ticket_created, F.TICKET_RESOLVED: self._ticket_resolved,
+        }
+
+    def pair(self, region: str, channel: str) -> PairState:
+        key = (region, channel)
+        state = self.pairs.get(key)
+        if state is None:
+            state = self.pairs[key] = PairState()
+        return state
+
+    def apply(self, fact: F.Fact) -> None:
+        pair = self.pair(fact[1], fact[2])
+        self._apply[fact[0]](pair, fact)
+        if self.observer is not None:
+            self.observer(fact)
+
+    # -- one method per fact kind; each adds to the minute and the hour bucket -----------------
+
+    def _contact(self, pair: PairState, fact: F.Fact) -> None:
+        for bucket in pair.buckets(fact[3]):
+            bucket[CONTACTS] += 1
+
+    def _offered(self, pair: PairState, fact: F.Fact) -> None:
+        for bucket in pair.buckets(fact[3]):
+            bucket[OFFERED] += 1
+        if fact[5]:
+            pair.waiting[fact[4]] = fact[3]
+
+    def _visit(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, channel, ts, key, reason, wait_ms = fact
+        pair.waiting.pop(key, None)
+        if reason == "answered":
+            within = wait_ms <= self.sla_ms[channel]
+            wait_bin = bin_of(wait_ms)
+            for bucket in pair.buckets(ts):
+                bucket[ANSWERED] += 1
+                bucket[WAIT_SUM] += wait_ms
+                if wait_ms > bucket[WAIT_MAX]:
+                    bucket[WAIT_MAX] = wait_ms
+                if within:
+                    bucket[WITHIN_SLA] += 1
+                bins = bucket[WAIT_BINS]
+                bins[wait_bin] = bins.get(wait_bin, 0) + 1
+        elif reason == "abandoned":
+            short = wait_ms < self.short_abandon_ms
+            for bucket in pair.buckets(ts):
+                bucket[ABANDONED] += 1
+                if short:
+                    bucket[SHORT] += 1
+
+    def _ended(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, _, ts, resolved, handled_by, escalated, first_contact = fact
+        for bucket in pair.buckets(ts):
+            bucket[ENDED] += 1
+            if handled_by == "bot":
+                bucket[BOT_HANDLED] += 1
+            elif handled_by == "agent":
+                bucket[AGENT_HANDLED] += 1
+            if escalated:
+                bucket[ESCALATED] += 1
+            if resolved:
+                bucket[RESOLVED] += 1
+                if not escalated:
+                    bucket[FIRST_LINE] += 1
+                if first_contact is not None:
+                    bucket[FCR_KNOWN] += 1
+                    if first_contact:
+                        bucket[RFC] += 1
+
+    def _handle(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, _, ts, handle_ms, sign = fact
+        for bucket in pair.buckets(ts):
+            bucket[HANDLE_SUM] += sign * handle_ms
+            bucket[HANDLE_COUNT] += sign
+
+    def _bot(self, pair: PairState, fact: F.Fact) -> None:
+        outcome = BOT_OUTCOME[fact[4]]
+        for bucket in pair.buckets(fact[3]):
+            bucket[BOT_SESSIONS] += 1
+            bucket[outcome] += 1
+
+    def _survey(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, _, ts, csat, nps = fact
+        for bucket in pair.buckets(ts):
+            if csat is not None:
+                bucket[CSAT_N] += 1
+                bucket[CSAT_SUM] += csat
+                if csat == 5:
+                    bucket[CSAT_5] += 1
+                if csat >= 4:
+                    bucket[CSAT_4PLUS] += 1
+            if nps is not None:
+                bucket[NPS_N] += 1
+                if nps >= 9:
+                    bucket[NPS_PRO] += 1
+                elif nps <= 6:
+                    bucket[NPS_DET] += 1
+
+    def _ticket_created(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, _, ts, ticket_id, still_open = fact
+        for bucket in pair.buckets(ts):
+            bucket[T_CREATED] += 1
+        if still_open:
+            pair.tickets_open[ticket_id] = ts
+
+    def _ticket_resolved(self, pair: PairState, fact: F.Fact) -> None:
+        _, _, _, ts, ticket_id, resolution_ms = fact
+        for state in self.pairs.values() if ticket_id not in pair.tickets_open else (pair,):
+            if state.tickets_open.pop(ticket_id, None) is not None:
+                break
+        for bucket in pair.buckets(ts):
+            bucket[T_RESOLVED] += 1
+            if resolution_ms <= DAY_MS:
+                bucket[T_24H] += 1
+            if resolution_ms <= 3 * DAY_MS:
+                bucket[T_72H] += 1
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def release(self, watermark_ms: int) -> None:
+        """Drop what no window can read any more and live entries past their horizon."""
+        cutoff = watermark_ms - self.horizon_ms
+        first_minute = cutoff // MINUTE_MS
+        first_hour = cutoff // HOUR_MS
+        ticket_cutoff = watermark_ms - self.ticket_retention_ms
+        for key in list(self.pairs):
+            pair = self.pairs[key]
+            for minute in [m for m in pair.minutes if m < first_minute]:
+                del pair.minutes[minute]
+            for hour in [h for h in pair.hours if h < first_hour]:
+                del pair.hours[hour]
+            for visit in [k for k, entered in pair.waiting.items() if entered < cutoff]:
+                del pair.waiting[visit]
+            for ticket in [k for k, created in pair.tickets_open.items() if created < ticket_cutoff]:
+                del pair.tickets_open[ticket]
+            if not (pair.minutes or pair.hours or pair.waiting or pair.tickets_open):
+                del self.pairs[key]

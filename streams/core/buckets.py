@@ -1,0 +1,48 @@
+"""Counts kept per (region, channel, minute): a flat list so that adding and merging stay cheap.
+
+Durations are integer milliseconds so sums are exact whatever the order of addition. The last
+slot holds the sparse wait bins of answered visits ({bin index: count}).
+"""
+
+from __future__ import annotations
+
+FIELDS: tuple[str, ...] = (
+    "contacts", "offered", "answered", "abandoned", "short_abandoned", "answered_within_sla",
+    "wait_sum_ms", "wait_max_ms",
+    "ended", "resolved", "resolved_first_contact", "fcr_known", "escalated", "first_line",
+    "bot_handled", "agent_handled",
+    "bot_sessions", "bot_resolved", "bot_handoffs", "bot_abandoned",
+    "handle_sum_ms", "handle_count",
+    "csat_responses", "csat_sum", "csat_5", "csat_4plus",
+    "nps_responses", "nps_promoters", "nps_detractors",
+    "tickets_created", "tickets_resolved", "tickets_24h", "tickets_72h",
+)
+INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+COUNTS = len(FIELDS)
+WAIT_BINS = COUNTS
+MAX_FIELDS = frozenset({INDEX["wait_max_ms"]})
+_SUMMED = tuple(i for i in range(COUNTS) if i not in MAX_FIELDS)
+_WAIT_MAX = INDEX["wait_max_ms"]
+
+Bucket = list  # [int * COUNTS, dict[int, int]]
+
+
+def new_bucket() -> Bucket:
+    bucket: Bucket = [0] * COUNTS
+    bucket.append({})
+    return bucket
+
+
+def merge_into(target: Bucket, source: Bucket) -> None:
+    """Add `source` to `target`: counts add, maxima take the larger, wait bins add."""
+    for i in _SUMMED:
+        target[i] += source[i]
+    if source[_WAIT_MAX] > target[_WAIT_MAX]:
+        target[_WAIT_MAX] = source[_WAIT_MAX]
+    bins = target[WAIT_BINS]
+    for index, count in source[WAIT_BINS].items():
+        bins[index] = bins.get(index, 0) + count
+
+
+def is_empty(bucket: Bucket) -> bool:
+    return not any(bucket[:COUNTS])

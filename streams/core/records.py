@@ -1,0 +1,231 @@
+"""Metric records (spec: Windows, Ratios, Rollups, Record) read from the aggregator at `as_of`.
+
+Rollups add bucket counts and merge wait bins, then compute ratios: ratios are never averaged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams.config import ChannelTargets
+from streams.core.aggregator import DAY_MS, Aggregator, PairState
+from streams.core.buckets import INDEX, WAIT_BINS, Bucket, merge_into, new_bucket
+from streams.core.histogram import percentile_ms
+from streams.core.timefmt import HOUR_MS, MINUTE_MS, format_minute, format_ms
+from streams.regions import zone
+
+SCHEMA = "ccpulse.metrics/v1"
+ALL = "ALL"
+ROLLING_WINDOWS: tuple[tuple[str, int], ...] = (("5m", 5), ("15m", 15), ("60m", 60))
+WINDOWS: tuple[str, ...] = ("5m", "15m", "60m", "today")
+OVER_72H_MS = 3 * DAY_MS
+
+Live = list  # [waiting_now, oldest entry ms or None, waiting_over_sla, tickets_open, tickets_open_over_72h]
+
+
+def local_midnight_minute(region: str, as_of_ms: int) -> int:
+    """Minute index of local midnight of `as_of`'s date in the region's zone (Moscow for ALL)."""
+    tz = zone(region)
+    local = dt.datetime.fromtimestamp(as_of_ms / 1000, tz=tz)
+    midnight = dt.datetime(local.year, local.month, local.day, tzinfo=tz)
+    return int(midnight.timestamp()) * 1000 // MINUTE_MS
+
+
+def sum_range(pair: PairState, start_minute: int, end_minute: int) -> Bucket:
+    """Sum of minute buckets in [start, end), using whole-hour buckets where an hour is covered."""
+    total = new_bucket()
+    per_hour = HOUR_MS // MINUTE_MS
+    first_full = -(-start_minute // per_hour)
+    last_full = end_minute // per_hour
+    if first_full >= last_full:
+        spans = [(start_minute, end_minute)]
+    else:
+        spans = [(start_minute, first_full * per_hour), (last_full * per_hour, end_minute)]
+        for hour in range(first_full, last_full):
+            bucket = pair.hours.get(hour)
+            if bucket is not None:
+                merge_into(total, bucket)
+    minutes = pair.minutes
+    for low, high in spans:
+        if high - low > len(minutes):
+            for minute, bucket in minutes.items():
+                if low <= minute < high:
+                    merge_into(total, bucket)
+        else:
+            for minute in range(low, high):
+                bucket = minutes.get(minute)
+                if bucket is not None:
+                    merge_into(total, bucket)
+    return total
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def _seconds(value_ms: float | None) -> float | None:
+    return None if value_ms is None else round(value_ms / 1000, 3)
+
+
+def fields_of(bucket: Bucket) -> dict[str, Any]:
+    """The counts and ratios of a record from one summed bucket."""
+    c = {name: bucket[i] for name, i in INDEX.items()}
+    answered = c["answered"]
+    long_abandoned = c["abandoned"] - c["short_abandoned"]
+    handled = answered + long_abandoned
+    wait_max = c["wait_max_ms"]
+
+    def wait_percentile(percent: float) -> float | None:
+        return _seconds(percentile_ms(bucket[WAIT_BINS], answered, percent, wait_max)) if answered else None
+
+    nps_n = c["nps_responses"]
+    return {
+        "contacts": c["contacts"], "offered": c["offered"], "answered": answered,
+        "abandoned": c["abandoned"], "short_abandoned": c["short_abandoned"],
+        "answered_within_sla": c["answered_within_sla"],
+        "service_level": _ratio(c["answered_within_sla"], handled),
+        "abandon_rate": _ratio(long_abandoned, handled),
+        "wait_avg_s": _seconds(_ratio(c["wait_sum_ms"], answered)),
+        "wait_p50_s": wait_percentile(50), "wait_p90_s": wait_percentile(90), "wait_p95_s": wait_percentile(95),
+        "wait_max_s": _seconds(wait_max) if answered else None,
+        "ended": c["ended"], "resolved": c["resolved"], "resolution_rate": _ratio(c["resolved"], c["ended"]),
+        "resolved_first_contact": c["resolved_first_contact"], "fcr_known": c["fcr_known"],
+        "fcr_rate": _ratio(c["resolved_first_contact"], c["fcr_known"]),
+        "escalated": c["escalated"], "first_line_rate": _ratio(c["first_line"], c["ended"]),
+        "bot_handled": c["bot_handled"], "agent_handled": c["agent_handled"],
+        "bot_share": _ratio(c["bot_handled"], c["bot_handled"] + c["agent_handled"]),
+        "bot_sessions": c["bot_sessions"], "bot_resolved": c["bot_resolved"],
+        "bot_handoffs": c["bot_handoffs"], "bot_abandoned": c["bot_abandoned"],
+        "bot_containment": _ratio(c["bot_resolved"], c["bot_sessions"]),
+        "handle_avg_s": _seconds(_ratio(c["handle_sum_ms"], c["handle_count"])),
+        "csat_responses": c["csat_responses"], "csat_avg": _ratio(c["csat_sum"], c["csat_responses"]),
+        "csat_top_box": _ratio(c["csat_5"], c["csat_responses"]),
+        "csat_top2": _ratio(c["csat_4plus"], c["csat_responses"]),
+        "nps_responses": nps_n,
+        "nps": None if nps_n == 0 else 100 * (c["nps_promoters"] - c["nps_detractors"]) / nps_n,
+        "tickets_created": c["tickets_created"], "tickets_resolved": c["tickets_resolved"],
+        "ticket_24h_rate": _ratio(c["tickets_24h"], c["tickets_resolved"]),
+        "ticket_72h_rate": _ratio(c["tickets_72h"], c["tickets_resolved"]),
+    }
+
+
+def live_of(pair: PairState, as_of_ms: int, sla_ms: int, horizon_ms: int) -> Live:
+    """Live values at `as_of`; entries after `as_of` or past the horizon are not counted."""
+    oldest: int | None = None
+    waiting = over_sla = 0
+    floor = as_of_ms - horizon_ms
+    for entered in pair.waiting.values():
+        if floor <= entered <= as_of_ms:
+            waiting += 1
+            if oldest is None or entered < oldest:
+                oldest = entered
+            if as_of_ms - entered > sla_ms:
+                over_sla += 1
+    tickets = over_72h = 0
+    for created in pair.tickets_open.values():
+        if created <= as_of_ms:
+            tickets += 1
+            if as_of_ms - created > OVER_72H_MS:
+                over_72h += 1
+    return [waiting, oldest, over_sla, tickets, over_72h]
+
+
+def merge_live(target: Live, source: Live) -> None:
+    target[0] += source[0]
+    if source[1] is not None and (target[1] is None or source[1] < target[1]):
+        target[1] = source[1]
+    target[2] += source[2]
+    target[3] += source[3]
+    target[4] += source[4]
+
+
+def _has_data(pair: PairState, live: Live, since_minute: int) -> bool:
+    return any(live[i] for i in (0, 3)) or any(m >= since_minute for m in pair.minutes)
+
+
+class _Accumulator:
+    """Window sums and live values of one record key, built by merging pairs."""
+
+    __slots__ = ("live", "windows")
+
+    def __init__(self) -> None:
+        self.windows: dict[str, Bucket] = {name: new_bucket() for name in WINDOWS}
+        self.live: Live = [0, None, 0, 0, 0]
+
+    def add(self, windows: Mapping[str, Bucket], live: Live) -> None:
+        for name, bucket in windows.items():
+            merge_into(self.windows[name], bucket)
+        merge_live(self.live, live)
+
+
+def build_records(aggregator: Aggregator, as_of_ms: int, channels: Mapping[str, ChannelTargets],
+                  only: Iterable[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """All records at `as_of`, sorted by region, channel, window. `only` limits the (region, channel)
+    keys returned, which the streaming shell uses to republish what changed."""
+    minute = as_of_ms // MINUTE_MS
+    end = minute + 1
+    since = (as_of_ms - aggregator.horizon_ms) // MINUTE_MS
+    moscow_midnight = local_midnight_minute(ALL, as_of_ms)
+    midnights: dict[str, int] = {}
+    keys: dict[tuple[str, str], _Accumulator] = {}
+
+    def accumulator(region: str, channel: str) -> _Accumulator:
+        acc = keys.get((region, channel))
+        if acc is None:
+            acc = keys[(region, channel)] = _Accumulator()
+        return acc
+
+    for (region, channel), pair in aggregator.pairs.items():
+        live = live_of(pair, as_of_ms, aggregator.sla_ms[channel], aggregator.horizon_ms)
+        if not _has_data(pair, live, since):
+            continue
+        windows = {name: sum_range(pair, end - size, end) for name, size in ROLLING_WINDOWS}
+        if region not in midnights:
+            midnights[region] = local_midnight_minute(region, as_of_ms)
+        local_today = sum_range(pair, midnights[region], end)
+        moscow_today = local_today if midnights[region] == moscow_midnight else sum_range(
+            pair, moscow_midnight, end)
+        accumulator(region, channel).add({**windows, "today": local_today}, live)
+        accumulator(region, ALL).add({**windows, "today": local_today}, live)
+        accumulator(ALL, channel).add({**windows, "today": moscow_today}, live)
+        accumulator(ALL, ALL).add({**windows, "today": moscow_today}, live)
+
+    wanted = None if only is None else set(only)
+    records = []
+    for (region, channel) in sorted(keys):
+        if wanted is not None and (region, channel) not in wanted:
+            continue
+        acc = keys[(region, channel)]
+        today_start = moscow_midnight if region == ALL else midnights[region]
+        starts = {name: end - size for name, size in ROLLING_WINDOWS}
+        starts["today"] = today_start
+        for window in WINDOWS:
+            records.append(_record(region, channel, window, starts[window], end, as_of_ms,
+                                   acc.windows[window], acc.live, channels))
+    return records
+
+
+def _record(region: str, channel: str, window: str, start_minute: int, end_minute: int, as_of_ms: int,
+            bucket: Bucket, live: Live, channels: Mapping[str, ChannelTargets]) -> dict[str, Any]:
+    threshold = None if channel == ALL else channels[channel].sla_threshold_s
+    if threshold is not None and float(threshold).is_integer():
+        threshold = int(threshold)
+    record: dict[str, Any] = {
+        "schema": SCHEMA, "region": region, "channel": channel, "window": window,
+        "window_start": format_minute(start_minute * MINUTE_MS),
+        "window_end": format_minute(end_minute * MINUTE_MS),
+        "as_of": format_ms(as_of_ms),
+        "sla_threshold_s": threshold,
+    }
+    record.update(fields_of(bucket))
+    waiting, oldest, over_sla, tickets_open, over_72h = live
+    record.update({
+        "waiting_now": waiting,
+        "oldest_waiting_s": None if oldest is None else _seconds(as_of_ms - oldest),
+        "waiting_over_sla": over_sla,
+        "tickets_open": tickets_open,
+        "tickets_open_over_72h": over_72h,
+    })
+    return record

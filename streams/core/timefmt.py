@@ -1,0 +1,64 @@
+"""Event-time parsing and formatting in integer epoch milliseconds.
+
+Integer milliseconds keep every sum exact, so a result does not depend on the order in which
+floating-point values were added (streaming must equal replay to the last digit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
+#: epoch milliseconds accepted as integer timestamps: 2000-01-01 .. 2100-01-01
+MIN_EPOCH_MS = 946_684_800_000
+MAX_EPOCH_MS = 4_102_444_800_000
+
+
+@lru_cache(maxsize=4096)
+def _day_ms(date_text: str) -> int:
+    """Epoch ms of a UTC calendar day; cached because a stream spans few days."""
+    day = dt.date.fromisoformat(date_text)
+    return (day.toordinal() - 719_163) * 86_400_000
+
+
+def parse_rfc3339(text: str) -> int:
+    """Epoch milliseconds of an RFC 3339 timestamp; ValueError when it is not one."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise ValueError("not an RFC 3339 timestamp")
+    date_text, hh, mm, ss, frac, zulu, sign, oh, om = match.groups()
+    hour, minute, second = int(hh), int(mm), int(ss)
+    if hour > 23 or minute > 59 or second > 60:
+        raise ValueError("time of day out of range")
+    millis = int((frac + "00")[:3]) if frac else 0
+    value = _day_ms(date_text) + ((hour * 60 + minute) * 60 + min(second, 59)) * 1000 + millis
+    if not zulu:
+        offset_h, offset_m = int(oh), int(om)
+        if offset_h > 23 or offset_m > 59:
+            raise ValueError("offset out of range")
+        offset = (offset_h * 60 + offset_m) * MINUTE_MS
+        value -= offset if sign == "+" else -offset
+    return value
+
+
+def format_ms(epoch_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds and `Z`, the form used in records and dead letters."""
+    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def format_minute(epoch_ms: int) -> str:
+    """RFC 3339 UTC without fractions, for window bounds (always whole minutes)."""
+    moment = dt.datetime.fromtimestamp(epoch_ms // 1000, tz=dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_ms() -> int:
+    return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)

@@ -1,0 +1,221 @@
+"""Per-contact and per-ticket state: once-only guards, pairing, duplicate detection.
+
+State is kept in plain JSON-able dicts inside mappings the caller provides, so the Faust shell can
+hand in changelogged tables and `replay` plain dicts. Every event of a contact is keyed by its
+contact id (tickets by ticket id), so one partition owns all state that an event touches.
+
+Contact state: ``{"ids": [...], "last": ts, "started": 1, "bot": 1, "survey": 1,
+"v": {"<visit>": {"e": entered ts, "l": [ts, reason, wait ms or None, region, channel]}},
+"end": [ts, region, channel, handled_by, handle ms or None], "h": [visit, handle ms]}``.
+Ticket state: ``{"ids": [...], "last": ts, "c": [ts, region, channel], "r": [ts, region, channel]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from streams.core import facts as F
+from streams.core.events import Event, Rejected
+from streams.core.timefmt import MINUTE_MS
+
+State = dict[str, Any]
+
+
+class Tracker:
+    """Turns validated events into facts. Returns None for a duplicate; raises Rejected on conflict."""
+
+    def __init__(self, contacts: MutableMapping[str, State], tickets: MutableMapping[str, State],
+                 horizon_ms: int, ticket_retention_ms: int) -> None:
+        self.contacts = contacts
+        self.tickets = tickets
+        self.horizon_ms = horizon_ms
+        self.ticket_retention_ms = ticket_retention_ms
+        self._expiry: dict[int, list[tuple[bool, str]]] = {}
+        self._handlers = {
+            "contact.started": self._contact_started,
+            "bot.started": _no_fact,
+            "bot.ended": self._bot_ended,
+            "queue.entered": self._queue_entered,
+            "queue.left": self._queue_left,
+            "contact.transferred": _no_fact,
+            "contact.ended": self._contact_ended,
+            "survey.responded": self._survey,
+            "ticket.created": self._ticket_created,
+            "ticket.resolved": self._ticket_resolved,
+        }
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def process(self, event: Event) -> list[F.Fact] | None:
+        is_ticket = event.type in ("ticket.created", "ticket.resolved")
+        store = self.tickets if is_ticket else self.contacts
+        state = store.get(event.key)
+        if state is None:
+            state = {"ids": [], "last": event.ts}
+        elif event.event_id in state["ids"]:
+            return None
+        out: list[F.Fact] = []
+        self._handlers[event.type](event, state, out)
+        state["ids"].append(event.event_id)
+        if event.ts > state["last"]:
+            state["last"] = event.ts
+        store[event.key] = state
+        self._index(is_ticket, event.key, state)
+        return out
+
+    def conflict(self, event: Event, state: State, what: str) -> Rejected:
+        """Remember the conflicting event id (so its duplicates are duplicates) and reject it."""
+        state["ids"].append(event.event_id)
+        store = self.tickets if event.type.startswith("ticket.") else self.contacts
+        store[event.key] = state
+        return Rejected("conflict", None, f"{what} of {event.key!r} was already counted")
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    def _once(self, event: Event, state: State, slot: str, what: str) -> None:
+        if slot in state:
+            raise self.conflict(event, state, what)
+        state[slot] = 1
+
+    def _contact_started(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        self._once(event, state, "started", "the start")
+        out.append((F.CONTACT, event.region, event.channel, event.ts))
+
+    def _bot_ended(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        self._once(event, state, "bot", "the bot session")
+        out.append((F.BOT, event.region, event.channel, event.ts, event.body["outcome"]))
+
+    def _survey(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        self._once(event, state, "survey", "the survey")
+        body = event.body
+        out.append((F.SURVEY, event.region, event.channel, event.ts, body.get("csat"), body.get("nps")))
+
+    def _visit_state(self, state: State, event: Event) -> tuple[int, State]:
+        number = event.body.get("visit", 1)
+        visits = state.setdefault("v", {})
+        return number, visits.setdefault(str(number), {})
+
+    def _queue_entered(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        number, visit = self._visit_state(state, event)
+        if "e" in visit:
+            raise self.conflict(event, state, f"queue entry of visit {number}")
+        visit["e"] = event.ts
+        key = F.visit_key(event.key, number)
+        left = visit.get("l")
+        out.append((F.OFFERED, event.region, event.channel, event.ts, key, left is None))
+        if left is not None and left[2] is None:
+            left[2] = max(0, left[0] - event.ts)
+            out.append((F.VISIT, left[3], left[4], left[0], key, left[1], left[2]))
+            if left[1] == "answered":
+                self._pair_handle(state, out)
+
+    def _queue_left(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        number, visit = self._visit_state(state, event)
+        if "l" in visit:
+            raise self.conflict(event, state, f"queue leave of visit {number}")
+        body = event.body
+        wait_s = body.get("wait_s")
+        wait_ms: int | None = round(wait_s * 1000) if wait_s is not None else None
+        if wait_ms is None and "e" in visit:
+            wait_ms = max(0, event.ts - visit["e"])
+        reason = body["reason"]
+        visit["l"] = [event.ts, reason, wait_ms, event.region, event.channel]
+        if wait_ms is not None:
+            out.append((F.VISIT, event.region, event.channel, event.ts, F.visit_key(event.key, number),
+                        reason, wait_ms))
+        if reason == "answered":
+            self._pair_handle(state, out)
+
+    def _contact_ended(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        if "end" in state:
+            raise self.conflict(event, state, "the end")
+        body = event.body
+        handled_by = body["handled_by"]
+        handle_s = body.get("handle_s")
+        handle_ms = round(handle_s * 1000) if handle_s is not None else None
+        state["end"] = [event.ts, event.region, event.channel, handled_by, handle_ms]
+        out.append((F.ENDED, event.region, event.channel, event.ts, body["resolved"], handled_by,
+                    body.get("escalated", False), body.get("first_contact")))
+        if handled_by != "agent":
+            return
+        if handle_ms is not None:
+            out.append((F.HANDLE, event.region, event.channel, event.ts, handle_ms, 1))
+        else:
+            self._pair_handle(state, out)
+
+    def _pair_handle(self, state: State, out: list[F.Fact]) -> None:
+        """Handle time = end − leave of the last answered visit; re-paired if a later visit shows up."""
+        end = state.get("end")
+        if end is None or end[3] != "agent" or end[4] is not None:
+            return
+        answered = [(int(number), visit["l"][0]) for number, visit in state.get("v", {}).items()
+                    if visit.get("l") and visit["l"][1] == "answered"]
+        if not answered:
+            return
+        number, left_ts = max(answered)
+        handle_ms = max(0, end[0] - left_ts)
+        applied = state.get("h")
+        if applied == [number, handle_ms]:
+            return
+        if applied is not None:
+            out.append((F.HANDLE, end[1], end[2], end[0], applied[1], -1))
+        state["h"] = [number, handle_ms]
+        out.append((F.HANDLE, end[1], end[2], end[0], handle_ms, 1))
+
+    # -- tickets -----------------------------------------------------------------------------
+
+    def _ticket_created(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        if "c" in state:
+            raise self.conflict(event, state, "the creation")
+        state["c"] = [event.ts, event.region, event.channel]
+        resolved = state.get("r")
+        out.append((F.TICKET_CREATED, event.region, event.channel, event.ts, event.key, resolved is None))
+        if resolved is not None:
+            out.append((F.TICKET_RESOLVED, resolved[1], resolved[2], resolved[0], event.key,
+                        max(0, resolved[0] - event.ts)))
+
+    def _ticket_resolved(self, event: Event, state: State, out: list[F.Fact]) -> None:
+        if "r" in state:
+            raise self.conflict(event, state, "the resolution")
+        state["r"] = [event.ts, event.region, event.channel]
+        created = state.get("c")
+        if created is not None:
+            out.append((F.TICKET_RESOLVED, event.region, event.channel, event.ts, event.key,
+                        max(0, event.ts - created[0])))
+
+    # -- release -----------------------------------------------------------------------------
+
+    def _expires_at(self, is_ticket: bool, state: State) -> int:
+        if is_ticket and "c" in state and "r" not in state:
+            return max(state["c"][0] + self.ticket_retention_ms, state["last"] + self.horizon_ms)
+        return state["last"] + self.horizon_ms
+
+    def _index(self, is_ticket: bool, key: str, state: State) -> None:
+        minute = self._expires_at(is_ticket, state) // MINUTE_MS
+        self._expiry.setdefault(minute, []).append((is_ticket, key))
+
+    def reindex(self) -> None:
+        """Rebuild the expiry index after state was restored (e.g. from a changelog)."""
+        self._expiry.clear()
+        for key, state in self.contacts.items():
+            self._index(False, key, state)
+        for key, state in self.tickets.items():
+            self._index(True, key, state)
+
+    def release(self, watermark_ms: int) -> int:
+        """Forget state that can no longer change: nothing older than the horizon can arrive."""
+        released = 0
+        limit = watermark_ms // MINUTE_MS
+        for minute in sorted(m for m in self._expiry if m < limit):
+            for is_ticket, key in self._expiry.pop(minute):
+                store = self.tickets if is_ticket else self.contacts
+                state = store.get(key)
+                if state is not None and self._expires_at(is_ticket, state) < watermark_ms:
+                    del store[key]
+                    released += 1
+        return released
+
+
+def _no_fact(event: Event, state: State, out: list[F.Fact]) -> None:
+    """bot.started and contact.transferred are accepted and deduplicated but count nothing."""
