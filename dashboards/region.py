@@ -101,7 +101,7 @@ def tickets() -> list[Panel]:
     open_ = sel("ccpulse_tickets_open", region=REGION, channel=CHANNEL)
     return [
         row("Tickets"),
-        timeseries("Tickets created and resolved", "Tickets per minute.", "cpm",
+        timeseries("Tickets created and resolved", "Tickets created and resolved per minute, chosen channels.", "cpm",
                    targets((per_minute("ccpulse_tickets_created_total", region=REGION, channel=CHANNEL),
                             "created"),
                            (per_minute("ccpulse_tickets_resolved_total", region=REGION, channel=CHANNEL),

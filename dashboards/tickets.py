@@ -73,7 +73,7 @@ def trends(settings: Settings) -> list[Panel]:
     steps = th.higher_better(settings.targets.ticket_24h_rate)
     return [
         row("Over time"),
-        timeseries("Created and resolved", "Tickets per minute.", "cpm",
+        timeseries("Created and resolved", "Tickets created and resolved per minute, chosen regions.", "cpm",
                    targets((per_minute("ccpulse_tickets_created_total", region=REGION), "created"),
                            (per_minute(RESOLVED, region=REGION), "resolved"))),
         timeseries("Open tickets", "Open tickets, split by whether they are past the 72-hour promise.",
