@@ -113,7 +113,10 @@ class PipelineSettings:
 
 @dataclasses.dataclass(frozen=True)
 class WorkerSettings:
+    app_id: str = "ccpulse"
     web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    stream_buffer_maxsize: int = 16384
     store: str = "rocksdb://"
     datadir: str = ".run/worker-data"
 

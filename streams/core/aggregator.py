@@ -14,9 +14,7 @@ from streams.config import ChannelTargets
 from streams.core import facts as F
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, new_bucket
 from streams.core.histogram import bin_of
-from streams.core.timefmt import HOUR_MS, MINUTE_MS
-
-DAY_MS = 86_400_000
+from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
 
 _I = INDEX
 CONTACTS, OFFERED, ANSWERED, ABANDONED = _I["contacts"], _I["offered"], _I["answered"], _I["abandoned"]

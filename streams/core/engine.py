@@ -12,11 +12,11 @@ from typing import Any
 
 from streams.config import Settings
 from streams.core import facts as F
-from streams.core.aggregator import DAY_MS, Aggregator
+from streams.core.aggregator import Aggregator
 from streams.core.deadletter import dead_letter
 from streams.core.events import Event, Rejected, decode
 from streams.core.records import build_records
-from streams.core.timefmt import MINUTE_MS, format_ms, now_ms
+from streams.core.timefmt import DAY_MS, MINUTE_MS, format_ms, now_ms
 from streams.core.tracker import Tracker
 from streams.regions import catalogue
 

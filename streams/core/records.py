@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streams.config import ChannelTargets
-from streams.core.aggregator import DAY_MS, Aggregator, PairState
+from streams.core.aggregator import Aggregator, PairState
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, merge_into, new_bucket
 from streams.core.histogram import percentile_ms
-from streams.core.timefmt import HOUR_MS, MINUTE_MS, format_minute, format_ms
+from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS, format_minute, format_ms
 from streams.regions import zone
 
 SCHEMA = "ccpulse.metrics/v1"

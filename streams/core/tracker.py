@@ -12,7 +12,7 @@ Ticket state: ``{"ids": [...], "last": ts, "c": [ts, region, channel], "r": [ts,
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from streams.core import facts as F
@@ -195,12 +195,14 @@ class Tracker:
         minute = self._expires_at(is_ticket, state) // MINUTE_MS
         self._expiry.setdefault(minute, []).append((is_ticket, key))
 
-    def reindex(self) -> None:
-        """Rebuild the expiry index after state was restored (e.g. from a changelog)."""
+    def reindex(self, contacts: Iterable[tuple[str, State]] | None = None,
+                tickets: Iterable[tuple[str, State]] | None = None) -> None:
+        """Rebuild the expiry index after state was restored from a changelog; the caller may pass
+        only the entries this tracker owns (one partition of a shared table)."""
         self._expiry.clear()
-        for key, state in self.contacts.items():
+        for key, state in self.contacts.items() if contacts is None else contacts:
             self._index(False, key, state)
-        for key, state in self.tickets.items():
+        for key, state in self.tickets.items() if tickets is None else tickets:
             self._index(True, key, state)
 
     def release(self, watermark_ms: int) -> int:

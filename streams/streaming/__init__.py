@@ -1,0 +1,1 @@
+"""The Faust shell around the metric core: agents, tables, publication."""

@@ -1,0 +1,122 @@
+"""Stage two, keyed by region: count facts into buckets, publish records and breach transitions.
+
+The facts topic is this stage's changelog: its state is a pure function of the partition's
+messages, so after an assignment (or a restart) the partition is read again from its beginning and
+the state rebuilt exactly; nothing is published for it until it has caught up. Facts carry their
+source position, so facts sent twice by stage one after a crash are counted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from streams.config import Settings
+from streams.core.aggregator import Aggregator
+from streams.core.alerts import BreachTracker
+from streams.core.records import build_records
+from streams.core.timefmt import DAY_MS, MINUTE_MS
+
+
+class RegionalPartition:
+    """The state rebuilt from one facts partition."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator
+        #: source partition -> (offset, index) of the newest fact message applied from it
+        self.applied: dict[int, tuple[int, int]] = {}
+        self.next_offset = 0
+        self.regions: set[str] = set()
+        self.published: dict[str, dict[str, Any]] = {}
+
+
+class RegionalStage:
+    def __init__(self, settings: Settings, observer: Callable[[tuple], Any] | None = None,
+                 region_event: Callable[[str, int], Any] | None = None) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.region_event = region_event
+        pipeline = settings.pipeline
+        self.horizon_ms = pipeline.retention_horizon_s * 1000
+        self.ticket_retention_ms = pipeline.ticket_retention_days * DAY_MS
+        self.partitions: dict[int, RegionalPartition] = {}
+        self.as_of: int | None = None
+        self.breaches = BreachTracker(settings.channels, pipeline.min_volume)
+
+    def partition(self, number: int) -> RegionalPartition:
+        state = self.partitions.get(number)
+        if state is None:
+            aggregator = Aggregator(self.settings.channels, self.settings.pipeline.short_abandon_s,
+                                    self.horizon_ms, self.ticket_retention_ms, self.observer)
+            state = self.partitions[number] = RegionalPartition(aggregator)
+        return state
+
+    def handle(self, raw: bytes, partition: int, offset: int) -> None:
+        state = self.partition(partition)
+        if offset < state.next_offset:
+            return  # read again after a seek: already applied
+        state.next_offset = offset + 1
+        message = orjson.loads(raw)
+        watermark = message.get("w")
+        facts = message.get("f")
+        if facts:
+            source_partition, source_offset, index = message["s"]
+            position = (source_offset, index)
+            if position <= state.applied.get(source_partition, (-1, -1)):
+                return  # stage one sent these facts again after a restart
+            state.applied[source_partition] = position
+            apply = state.aggregator.apply
+            for fact in facts:
+                apply(tuple(fact))
+                region = fact[1]
+                if region not in state.regions:
+                    state.regions.add(region)
+                if self.region_event is not None:
+                    self.region_event(region, fact[3])
+        if watermark is not None:
+            self._advance(watermark)
+
+    def _advance(self, watermark: int) -> None:
+        previous = self.as_of
+        if previous is None or watermark > previous:
+            self.as_of = watermark
+            if previous is None or watermark // MINUTE_MS != previous // MINUTE_MS:
+                for state in self.partitions.values():
+                    state.aggregator.release(watermark)
+
+    def revoke(self, partitions: Iterable[int]) -> set[str]:
+        """Drop the state of lost partitions; returns their regions so their series can go too."""
+        regions: set[str] = set()
+        for number in partitions:
+            state = self.partitions.pop(number, None)
+            if state is not None:
+                regions |= state.regions
+        self.breaches.forget(regions)
+        return regions
+
+    def collect(self, caught_up: Mapping[int, bool]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Records that changed since they were last published, and breach transitions, for the
+        partitions that have caught up with their topic."""
+        if self.as_of is None:
+            return [], []
+        changed: list[dict[str, Any]] = []
+        current: list[dict[str, Any]] = []
+        for number, state in self.partitions.items():
+            if not caught_up.get(number, False):
+                continue
+            records = [r for r in build_records(state.aggregator, self.as_of, self.settings.channels)
+                       if r["region"] != "ALL"]
+            current.extend(records)
+            for record in records:
+                key = record_key(record)
+                if state.published.get(key) != record:
+                    state.published[key] = record
+                    changed.append(record)
+        return changed, self.breaches.evaluate(current)
+
+
+def record_key(record: Mapping[str, Any]) -> str:
+    """The metric topic's key: `region|channel|window`."""
+    return f"{record['region']}|{record['channel']}|{record['window']}"
