@@ -32,6 +32,11 @@ T_CREATED, T_RESOLVED, T_24H, T_72H = (_I["tickets_created"], _I["tickets_resolv
                                        _I["tickets_72h"])
 
 
+#: marker of a live-state change in `Aggregator.changes`
+LIVE = -1
+LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED})
+
+
 class PairState:
     """Everything kept for one (region, channel)."""
 
@@ -68,6 +73,9 @@ class Aggregator:
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
         self.observer = observer
+        #: when a set, collects (region, channel, minute) of changed buckets and (region, channel, LIVE)
+        #: of changed live state, for publishing deltas to the country rollup
+        self.changes: set[tuple[str, str, int]] | None = None
         self._apply = {
             F.CONTACT: self._contact, F.OFFERED: self._offered, F.VISIT: self._visit, F.ENDED: self._ended,
             F.HANDLE: self._handle, F.BOT: self._bot, F.SURVEY: self._survey,
@@ -83,9 +91,14 @@ class Aggregator:
 
     def apply(self, fact: F.Fact) -> None:
         pair = self.pair(fact[1], fact[2])
-        self._apply[fact[0]](pair, fact)
+        kind = fact[0]
+        self._apply[kind](pair, fact)
         if self.observer is not None:
             self.observer(fact)
+        if self.changes is not None:
+            self.changes.add((fact[1], fact[2], fact[3] // MINUTE_MS))
+            if kind in LIVE_KINDS:
+                self.changes.add((fact[1], fact[2], LIVE))
 
     # -- one method per fact kind; each adds to the minute and the hour bucket -----------------
 
@@ -178,9 +191,12 @@ class Aggregator:
 
     def _ticket_resolved(self, pair: PairState, fact: F.Fact) -> None:
         _, _, _, ts, ticket_id, resolution_ms = fact
-        for state in self.pairs.values() if ticket_id not in pair.tickets_open else (pair,):
-            if state.tickets_open.pop(ticket_id, None) is not None:
-                break
+        if pair.tickets_open.pop(ticket_id, None) is None:
+            for key, state in self.pairs.items():
+                if state.tickets_open.pop(ticket_id, None) is not None:
+                    if self.changes is not None:
+                        self.changes.add((key[0], key[1], LIVE))
+                    break
         for bucket in pair.buckets(ts):
             bucket[T_RESOLVED] += 1
             if resolution_ms <= DAY_MS:

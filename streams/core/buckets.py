@@ -44,5 +44,15 @@ def merge_into(target: Bucket, source: Bucket) -> None:
         bins[index] = bins.get(index, 0) + count
 
 
-def is_empty(bucket: Bucket) -> bool:
-    return not any(bucket[:COUNTS])
+def add_scaled(target: Bucket, source: Bucket, sign: int) -> None:
+    """Add (sign=1) or take away (sign=-1) the summed counts and wait bins of `source`; the
+    maximum cannot be taken away, so callers that replace a bucket recompute it."""
+    for i in _SUMMED:
+        target[i] += sign * source[i]
+    bins = target[WAIT_BINS]
+    for index, count in source[WAIT_BINS].items():
+        left = bins.get(index, 0) + sign * count
+        if left:
+            bins[index] = left
+        else:
+            bins.pop(index, None)

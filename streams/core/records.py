@@ -6,7 +6,7 @@ Rollups add bucket counts and merge wait bins, then compute ratios: ratios are n
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from streams.config import ChannelTargets
@@ -160,47 +160,38 @@ class _Accumulator:
         merge_live(self.live, live)
 
 
-def build_records(aggregator: Aggregator, as_of_ms: int, channels: Mapping[str, ChannelTargets],
-                  only: Iterable[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
-    """All records at `as_of`, sorted by region, channel, window. `only` limits the (region, channel)
-    keys returned, which the streaming shell uses to republish what changed."""
-    minute = as_of_ms // MINUTE_MS
-    end = minute + 1
+def build_records(aggregator: Aggregator, as_of_ms: int,
+                  channels: Mapping[str, ChannelTargets]) -> list[dict[str, Any]]:
+    """All records at `as_of`, sorted by region, channel, window: each (region, channel) with data and
+    its rollups. A pair whose region is already ALL (the country rollup's own state) only feeds the
+    ALL keys, since the set of keys it adds to collapses."""
+    end = as_of_ms // MINUTE_MS + 1
     since = (as_of_ms - aggregator.horizon_ms) // MINUTE_MS
-    moscow_midnight = local_midnight_minute(ALL, as_of_ms)
-    midnights: dict[str, int] = {}
+    midnights: dict[str, int] = {ALL: local_midnight_minute(ALL, as_of_ms)}
     keys: dict[tuple[str, str], _Accumulator] = {}
-
-    def accumulator(region: str, channel: str) -> _Accumulator:
-        acc = keys.get((region, channel))
-        if acc is None:
-            acc = keys[(region, channel)] = _Accumulator()
-        return acc
 
     for (region, channel), pair in aggregator.pairs.items():
         live = live_of(pair, as_of_ms, aggregator.sla_ms[channel], aggregator.horizon_ms)
         if not _has_data(pair, live, since):
             continue
-        windows = {name: sum_range(pair, end - size, end) for name, size in ROLLING_WINDOWS}
+        rolling = {name: sum_range(pair, end - size, end) for name, size in ROLLING_WINDOWS}
         if region not in midnights:
             midnights[region] = local_midnight_minute(region, as_of_ms)
-        local_today = sum_range(pair, midnights[region], end)
-        moscow_today = local_today if midnights[region] == moscow_midnight else sum_range(
-            pair, moscow_midnight, end)
-        accumulator(region, channel).add({**windows, "today": local_today}, live)
-        accumulator(region, ALL).add({**windows, "today": local_today}, live)
-        accumulator(ALL, channel).add({**windows, "today": moscow_today}, live)
-        accumulator(ALL, ALL).add({**windows, "today": moscow_today}, live)
+        today = {midnights[region]: sum_range(pair, midnights[region], end)}
+        for target in {(region, channel), (region, ALL), (ALL, channel), (ALL, ALL)}:
+            start = midnights[target[0]]
+            if start not in today:
+                today[start] = sum_range(pair, start, end)
+            acc = keys.get(target)
+            if acc is None:
+                acc = keys[target] = _Accumulator()
+            acc.add({**rolling, "today": today[start]}, live)
 
-    wanted = None if only is None else set(only)
     records = []
     for (region, channel) in sorted(keys):
-        if wanted is not None and (region, channel) not in wanted:
-            continue
         acc = keys[(region, channel)]
-        today_start = moscow_midnight if region == ALL else midnights[region]
         starts = {name: end - size for name, size in ROLLING_WINDOWS}
-        starts["today"] = today_start
+        starts["today"] = midnights[region]
         for window in WINDOWS:
             records.append(_record(region, channel, window, starts[window], end, as_of_ms,
                                    acc.windows[window], acc.live, channels))

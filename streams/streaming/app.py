@@ -16,10 +16,12 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from streams.config import Settings
+from streams.core.records import ALL
 from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.regional import RegionalStage, record_key
+from streams.streaming.rollup import CountryRollup
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 
@@ -64,12 +66,15 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     metrics_topic = app.topic(topics.name("metrics"), partitions=partitions)
     alerts_topic = app.topic(topics.name("alerts"), partitions=partitions)
     dlq_topic = app.topic(topics.name("events.dlq"), partitions=partitions)
+    rollup_topic = app.topic(topics.name("rollup"), partitions=1, internal=True, acks=False, compacting=True,
+                             deleting=True, retention=settings.pipeline.retention_horizon_s + 6 * 3600)
 
     state_schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
     contacts = app.Table("contacts", default=None, partitions=partitions, schema=state_schema)
     tickets = app.Table("tickets", default=None, partitions=partitions, schema=state_schema)
     tracking = TrackingStage(settings, contacts, tickets, partitions)
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
+    country = {"rollup": CountryRollup(settings)}
 
     @app.agent(events_topic)
     async def track(stream: faust.StreamT) -> None:
@@ -93,6 +98,12 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             message = event.message
             regional.handle(event.value, message.partition, message.offset)
 
+    @app.agent(rollup_topic)
+    async def roll_up(stream: faust.StreamT) -> None:
+        """The country rollup: merge every region's buckets into region=ALL."""
+        async for event in stream.events():
+            country["rollup"].handle(event.value, event.message.offset)
+
     last_tick: dict[str, int | None] = {"watermark": None}
 
     @app.timer(interval=1.0)
@@ -109,24 +120,37 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     @app.timer(interval=settings.pipeline.publish_interval_s)
     async def publish() -> None:
         """Publish changed records (at most once per interval per key) and breach transitions."""
-        caught_up = {}
-        for number, state in regional.partitions.items():
-            highwater = app.consumer.highwater(TP(facts_topic.get_topic_name(), number))
-            caught_up[number] = highwater is None or state.next_offset >= highwater
-        records, alerts = regional.collect(caught_up)
+        caught_up = {number: _caught_up(app, facts_topic, number, state.next_offset)
+                     for number, state in regional.partitions.items()}
+        publication = regional.collect(caught_up)
+        records = publication.records
+        rollup = country["rollup"]
+        if rollup.as_of is not None and _caught_up(app, rollup_topic, 0, rollup.next_offset):
+            records = records + rollup.collect()
         exposition.set_records(records)
         for record in records:
             await metrics_topic.send(key=record_key(record).encode(), value=orjson.dumps(record))
-        for alert in alerts:
+        for alert in publication.alerts:
             await alerts_topic.send(key=f"{alert['region']}|{alert['channel']}".encode(), value=orjson.dumps(alert))
+        for key, value in publication.rollup:
+            await rollup_topic.send(key=key, value=value, partition=0)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         """Forget lost partitions at once, including their Prometheus series."""
         tracking.revoke(tp.partition for tp in revoked if tp.topic == events_topic.get_topic_name())
         lost = regional.revoke(tp.partition for tp in revoked if tp.topic == facts_topic.get_topic_name())
+        if any(tp.topic == rollup_topic.get_topic_name() for tp in revoked):
+            country["rollup"] = CountryRollup(settings)
+            lost.add(ALL)
         exposition.forget_regions(lost)
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
+
+
+def _caught_up(app: faust.App, topic: faust.TopicT, partition: int, next_offset: int) -> bool:
+    """True once a partition rebuilt from its start has reached the end known to the consumer."""
+    highwater = app.consumer.highwater(TP(topic.get_topic_name(), partition))
+    return highwater is None or next_offset >= highwater
 
 

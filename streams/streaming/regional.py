@@ -8,6 +8,7 @@ source position, so facts sent twice by stage one after a crash are counted once
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,16 @@ from streams.core.aggregator import Aggregator
 from streams.core.alerts import BreachTracker
 from streams.core.records import build_records
 from streams.core.timefmt import DAY_MS, MINUTE_MS
+from streams.streaming.rollup import encode_rollup_tick, rollup_messages
+
+
+@dataclasses.dataclass
+class Publication:
+    """What one publish tick sends: records, breach transitions, country-rollup upserts."""
+
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    alerts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    rollup: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
 
 
 class RegionalPartition:
@@ -44,12 +55,14 @@ class RegionalStage:
         self.partitions: dict[int, RegionalPartition] = {}
         self.as_of: int | None = None
         self.breaches = BreachTracker(settings.channels, pipeline.min_volume)
+        self.rollup_as_of: int | None = None
 
     def partition(self, number: int) -> RegionalPartition:
         state = self.partitions.get(number)
         if state is None:
             aggregator = Aggregator(self.settings.channels, self.settings.pipeline.short_abandon_s,
                                     self.horizon_ms, self.ticket_retention_ms, self.observer)
+            aggregator.changes = set()
             state = self.partitions[number] = RegionalPartition(aggregator)
         return state
 
@@ -96,16 +109,18 @@ class RegionalStage:
         self.breaches.forget(regions)
         return regions
 
-    def collect(self, caught_up: Mapping[int, bool]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Records that changed since they were last published, and breach transitions, for the
-        partitions that have caught up with their topic."""
+    def collect(self, caught_up: Mapping[int, bool]) -> Publication:
+        """Records that changed since they were last published, breach transitions and country-rollup
+        upserts, for the partitions that have caught up with their topic."""
         if self.as_of is None:
-            return [], []
+            return Publication()
         changed: list[dict[str, Any]] = []
         current: list[dict[str, Any]] = []
+        rollup: list[tuple[bytes, bytes]] = []
         for number, state in self.partitions.items():
             if not caught_up.get(number, False):
                 continue
+            rollup.extend(rollup_messages(state.aggregator, self.as_of))
             records = [r for r in build_records(state.aggregator, self.as_of, self.settings.channels)
                        if r["region"] != "ALL"]
             current.extend(records)
@@ -114,7 +129,10 @@ class RegionalStage:
                 if state.published.get(key) != record:
                     state.published[key] = record
                     changed.append(record)
-        return changed, self.breaches.evaluate(current)
+        if self.as_of != self.rollup_as_of:
+            self.rollup_as_of = self.as_of
+            rollup.append(encode_rollup_tick(self.as_of))
+        return Publication(changed, self.breaches.evaluate(current), rollup)
 
 
 def record_key(record: Mapping[str, Any]) -> str:
