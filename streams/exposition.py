@@ -112,7 +112,7 @@ class _Pair:
     """The counter and histogram children of one (region, channel), created together at 0."""
 
     __slots__ = ("abandoned", "answered", "bot", "contacts", "csat", "ended", "escalated", "fcr_known",
-                 "first_line", "handle", "nps", "offered", "resolved", "resolved_first", "short_ms", "sla_ms",
+                 "first_line", "handle", "nps", "offered", "resolved", "resolved_first", "short_us", "sla_us",
                  "tickets_created", "tickets_resolved", "wait", "within_sla")
 
     def __init__(self, expo: Exposition, region: str, channel: str) -> None:
@@ -124,8 +124,8 @@ class _Pair:
         def each(metric: Any, values: Iterable[Any]) -> dict[Any, Any]:
             return {value: index.child(metric, (region, channel, str(value))) for value in values}
 
-        self.sla_ms = round(expo.settings.channels[channel].sla_threshold_s * 1000)
-        self.short_ms = round(expo.settings.pipeline.short_abandon_s * 1000)
+        self.sla_us = round(expo.settings.channels[channel].sla_threshold_s * 1_000_000)
+        self.short_us = round(expo.settings.pipeline.short_abandon_s * 1_000_000)
         self.contacts = one(expo.contacts)
         self.offered = one(expo.offered)
         self.answered = one(expo.answered)
@@ -236,14 +236,14 @@ class Exposition:
 
     @staticmethod
     def _visit(pair: _Pair, fact: F.Fact) -> None:
-        reason, wait_ms = fact[5], fact[6]
+        reason, wait_us = fact[5], fact[6]
         if reason == "answered":
             pair.answered.inc()
-            if wait_ms <= pair.sla_ms:
+            if wait_us <= pair.sla_us:
                 pair.within_sla.inc()
-            pair.wait.observe(wait_ms / 1000)
+            pair.wait.observe(wait_us / 1_000_000)
         elif reason == "abandoned":
-            pair.abandoned[wait_ms < pair.short_ms].inc()
+            pair.abandoned[wait_us < pair.short_us].inc()
 
     @staticmethod
     def _ended(pair: _Pair, fact: F.Fact) -> None:
@@ -263,7 +263,7 @@ class Exposition:
     @staticmethod
     def _handle(pair: _Pair, fact: F.Fact) -> None:
         if fact[5] > 0:
-            pair.handle.observe(fact[4] / 1000)
+            pair.handle.observe(fact[4] / 1_000_000)
 
     @staticmethod
     def _bot(pair: _Pair, fact: F.Fact) -> None:

@@ -18,14 +18,14 @@ from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
 
 _I = INDEX
 CONTACTS, OFFERED, ANSWERED, ABANDONED = _I["contacts"], _I["offered"], _I["answered"], _I["abandoned"]
-SHORT, WITHIN_SLA, WAIT_SUM, WAIT_MAX = (_I["short_abandoned"], _I["answered_within_sla"], _I["wait_sum_ms"],
-                                         _I["wait_max_ms"])
+SHORT, WITHIN_SLA, WAIT_SUM, WAIT_MAX = (_I["short_abandoned"], _I["answered_within_sla"], _I["wait_sum_us"],
+                                         _I["wait_max_us"])
 ENDED, RESOLVED, RFC, FCR_KNOWN = _I["ended"], _I["resolved"], _I["resolved_first_contact"], _I["fcr_known"]
 ESCALATED, FIRST_LINE, BOT_HANDLED, AGENT_HANDLED = (_I["escalated"], _I["first_line"], _I["bot_handled"],
                                                      _I["agent_handled"])
 BOT_SESSIONS = _I["bot_sessions"]
 BOT_OUTCOME = {"resolved": _I["bot_resolved"], "handoff": _I["bot_handoffs"], "abandoned": _I["bot_abandoned"]}
-HANDLE_SUM, HANDLE_COUNT = _I["handle_sum_ms"], _I["handle_count"]
+HANDLE_SUM, HANDLE_COUNT = _I["handle_sum_us"], _I["handle_count"]
 CSAT_N, CSAT_SUM, CSAT_5, CSAT_4PLUS = _I["csat_responses"], _I["csat_sum"], _I["csat_5"], _I["csat_4plus"]
 NPS_N, NPS_PRO, NPS_DET = _I["nps_responses"], _I["nps_promoters"], _I["nps_detractors"]
 T_CREATED, T_RESOLVED, T_24H, T_72H = (_I["tickets_created"], _I["tickets_resolved"], _I["tickets_24h"],
@@ -68,8 +68,8 @@ class Aggregator:
     def __init__(self, channels: Mapping[str, ChannelTargets], short_abandon_s: float, horizon_ms: int,
                  ticket_retention_ms: int, observer: Callable[[F.Fact], Any] | None = None) -> None:
         self.pairs: dict[tuple[str, str], PairState] = {}
-        self.sla_ms = {name: round(c.sla_threshold_s * 1000) for name, c in channels.items()}
-        self.short_abandon_ms = round(short_abandon_s * 1000)
+        self.sla_us = {name: round(c.sla_threshold_s * 1_000_000) for name, c in channels.items()}
+        self.short_abandon_us = round(short_abandon_s * 1_000_000)
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
         self.observer = observer
@@ -113,22 +113,22 @@ class Aggregator:
             pair.waiting[fact[4]] = fact[3]
 
     def _visit(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, channel, ts, key, reason, wait_ms = fact
+        _, _, channel, ts, key, reason, wait_us = fact
         pair.waiting.pop(key, None)
         if reason == "answered":
-            within = wait_ms <= self.sla_ms[channel]
-            wait_bin = bin_of(wait_ms)
+            within = wait_us <= self.sla_us[channel]
+            wait_bin = bin_of(wait_us)
             for bucket in pair.buckets(ts):
                 bucket[ANSWERED] += 1
-                bucket[WAIT_SUM] += wait_ms
-                if wait_ms > bucket[WAIT_MAX]:
-                    bucket[WAIT_MAX] = wait_ms
+                bucket[WAIT_SUM] += wait_us
+                if wait_us > bucket[WAIT_MAX]:
+                    bucket[WAIT_MAX] = wait_us
                 if within:
                     bucket[WITHIN_SLA] += 1
                 bins = bucket[WAIT_BINS]
                 bins[wait_bin] = bins.get(wait_bin, 0) + 1
         elif reason == "abandoned":
-            short = wait_ms < self.short_abandon_ms
+            short = wait_us < self.short_abandon_us
             for bucket in pair.buckets(ts):
                 bucket[ABANDONED] += 1
                 if short:
@@ -154,9 +154,9 @@ class Aggregator:
                         bucket[RFC] += 1
 
     def _handle(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, _, ts, handle_ms, sign = fact
+        _, _, _, ts, handle_us, sign = fact
         for bucket in pair.buckets(ts):
-            bucket[HANDLE_SUM] += sign * handle_ms
+            bucket[HANDLE_SUM] += sign * handle_us
             bucket[HANDLE_COUNT] += sign
 
     def _bot(self, pair: PairState, fact: F.Fact) -> None:

@@ -1,6 +1,7 @@
 """Counts kept per (region, channel, minute): a flat list so that adding and merging stay cheap.
 
-Durations are integer milliseconds so sums are exact whatever the order of addition. The last
+Durations are integer microseconds so sums are exact (and sub-millisecond `wait_s` values still
+compare exactly with thresholds) whatever the order of addition. The last
 slot holds the sparse wait bins of answered visits ({bin index: count}).
 """
 
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 FIELDS: tuple[str, ...] = (
     "contacts", "offered", "answered", "abandoned", "short_abandoned", "answered_within_sla",
-    "wait_sum_ms", "wait_max_ms",
+    "wait_sum_us", "wait_max_us",
     "ended", "resolved", "resolved_first_contact", "fcr_known", "escalated", "first_line",
     "bot_handled", "agent_handled",
     "bot_sessions", "bot_resolved", "bot_handoffs", "bot_abandoned",
-    "handle_sum_ms", "handle_count",
+    "handle_sum_us", "handle_count",
     "csat_responses", "csat_sum", "csat_5", "csat_4plus",
     "nps_responses", "nps_promoters", "nps_detractors",
     "tickets_created", "tickets_resolved", "tickets_24h", "tickets_72h",
@@ -20,9 +21,9 @@ FIELDS: tuple[str, ...] = (
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 COUNTS = len(FIELDS)
 WAIT_BINS = COUNTS
-MAX_FIELDS = frozenset({INDEX["wait_max_ms"]})
+MAX_FIELDS = frozenset({INDEX["wait_max_us"]})
 _SUMMED = tuple(i for i in range(COUNTS) if i not in MAX_FIELDS)
-_WAIT_MAX = INDEX["wait_max_ms"]
+_WAIT_MAX = INDEX["wait_max_us"]
 
 Bucket = list  # [int * COUNTS, dict[int, int]]
 

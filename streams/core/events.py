@@ -76,9 +76,9 @@ def decode(raw: bytes, regions: Container[str], now_ms: int, future_tolerance_ms
     kind = body.get("type")
     if kind is None:
         raise Rejected("missing_field", "type", "field 'type' is required")
+    if type(kind) is not str:
+        raise Rejected("invalid_field", "type", f"'type' must be a string, got {_json_kind(kind)}")
     if kind not in EVENT_TYPES:
-        if type(kind) is not str:
-            raise Rejected("invalid_field", "type", f"'type' must be a string, got {_json_kind(kind)}")
         raise Rejected("unknown_type", "type", f"unknown event type {kind!r}")
     ts = _timestamp(body)
     if kind in TICKET_TYPES:
@@ -94,8 +94,8 @@ def decode(raw: bytes, regions: Container[str], now_ms: int, future_tolerance_ms
     if region not in regions:
         raise Rejected("unknown_region", "region", f"region {region!r} is not in the region catalogue")
     _enum(body, "channel", CHANNELS)
-    _string(body, "site", required=False, limit=None)
-    _string(body, "customer_key", required=False, limit=None)
+    _free_text(body, "site")
+    _free_text(body, "customer_key")
     _CHECKS[kind](body)
     if ts > now_ms + future_tolerance_ms:
         raise Rejected("future_timestamp", "ts",
@@ -110,7 +110,7 @@ def _json_kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _string(body: dict[str, Any], field: str, required: bool = True, limit: int | None = MAX_ID_CHARS) -> None:
+def _string(body: dict[str, Any], field: str, required: bool = True, limit: int = MAX_ID_CHARS) -> None:
     value = body.get(field)
     if value is None:
         if required:
@@ -118,8 +118,15 @@ def _string(body: dict[str, Any], field: str, required: bool = True, limit: int 
         return
     if type(value) is not str:
         raise Rejected("invalid_field", field, f"{field!r} must be a string, got {_json_kind(value)}")
-    if not value or (limit is not None and len(value) > limit):
-        raise Rejected("invalid_field", field, f"{field!r} must have 1 to {limit or 'any'} characters")
+    if not value or len(value) > limit:
+        raise Rejected("invalid_field", field, f"{field!r} must have 1 to {limit} characters")
+
+
+def _free_text(body: dict[str, Any], field: str) -> None:
+    """Optional opaque strings (site, customer_key, agent_id): any string, even empty."""
+    value = body.get(field)
+    if value is not None and type(value) is not str:
+        raise Rejected("invalid_field", field, f"{field!r} must be a string, got {_json_kind(value)}")
 
 
 def _enum(body: dict[str, Any], field: str, allowed: frozenset[str], required: bool = True) -> None:
@@ -196,7 +203,7 @@ def _check_queue_left(body: dict[str, Any]) -> None:
     _enum(body, "reason", LEAVE_REASONS)
     _visit(body)
     _seconds(body, "wait_s")
-    _string(body, "agent_id", required=False, limit=None)
+    _free_text(body, "agent_id")
 
 
 def _check_transferred(body: dict[str, Any]) -> None:

@@ -1,15 +1,16 @@
 """Facts: what the contact tracker has established, ready to be counted per region.
 
 A fact is a plain tuple `(kind, region, channel, ts_ms, *payload)` so it costs little to build,
-and serialises to a JSON array for the `cc.facts` topic. Durations are integer milliseconds.
+and serialises to a JSON array for the `cc.facts` topic. Waits and handle times are integer
+microseconds, ticket resolution times milliseconds.
 
 | kind              | payload                                                   |
 |-------------------|-----------------------------------------------------------|
 | `contact`         | —                                                         |
 | `offered`         | visit key, still waiting (bool)                           |
-| `visit`           | visit key, reason, wait ms                                |
+| `visit`           | visit key, reason, wait µs                                |
 | `ended`           | resolved, handled_by, escalated, first_contact (or None)  |
-| `handle`          | handle ms, +1 to add or -1 to withdraw an earlier pairing |
+| `handle`          | handle µs, +1 to add or -1 to withdraw an earlier pairing |
 | `bot`             | outcome                                                   |
 | `survey`          | csat (or None), nps (or None)                             |
 | `ticket_created`  | ticket id, still open (bool)                              |

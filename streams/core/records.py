@@ -12,7 +12,7 @@ from typing import Any
 from streams.config import ChannelTargets
 from streams.core.aggregator import Aggregator, PairState
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, merge_into, new_bucket
-from streams.core.histogram import percentile_ms
+from streams.core.histogram import percentile_us
 from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS, format_minute, format_ms
 from streams.regions import zone
 
@@ -65,8 +65,9 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else numerator / denominator
 
 
-def _seconds(value_ms: float | None) -> float | None:
-    return None if value_ms is None else round(value_ms / 1000, 3)
+def _seconds(value_us: float | None) -> float | None:
+    """Durations are kept in microseconds; records carry seconds to the millisecond."""
+    return None if value_us is None else round(value_us / 1_000_000, 3)
 
 
 def fields_of(bucket: Bucket) -> dict[str, Any]:
@@ -75,10 +76,10 @@ def fields_of(bucket: Bucket) -> dict[str, Any]:
     answered = c["answered"]
     long_abandoned = c["abandoned"] - c["short_abandoned"]
     handled = answered + long_abandoned
-    wait_max = c["wait_max_ms"]
+    wait_max = c["wait_max_us"]
 
     def wait_percentile(percent: float) -> float | None:
-        return _seconds(percentile_ms(bucket[WAIT_BINS], answered, percent, wait_max)) if answered else None
+        return _seconds(percentile_us(bucket[WAIT_BINS], answered, percent, wait_max)) if answered else None
 
     nps_n = c["nps_responses"]
     return {
@@ -87,7 +88,7 @@ def fields_of(bucket: Bucket) -> dict[str, Any]:
         "answered_within_sla": c["answered_within_sla"],
         "service_level": _ratio(c["answered_within_sla"], handled),
         "abandon_rate": _ratio(long_abandoned, handled),
-        "wait_avg_s": _seconds(_ratio(c["wait_sum_ms"], answered)),
+        "wait_avg_s": _seconds(_ratio(c["wait_sum_us"], answered)),
         "wait_p50_s": wait_percentile(50), "wait_p90_s": wait_percentile(90), "wait_p95_s": wait_percentile(95),
         "wait_max_s": _seconds(wait_max) if answered else None,
         "ended": c["ended"], "resolved": c["resolved"], "resolution_rate": _ratio(c["resolved"], c["ended"]),
@@ -99,7 +100,7 @@ def fields_of(bucket: Bucket) -> dict[str, Any]:
         "bot_sessions": c["bot_sessions"], "bot_resolved": c["bot_resolved"],
         "bot_handoffs": c["bot_handoffs"], "bot_abandoned": c["bot_abandoned"],
         "bot_containment": _ratio(c["bot_resolved"], c["bot_sessions"]),
-        "handle_avg_s": _seconds(_ratio(c["handle_sum_ms"], c["handle_count"])),
+        "handle_avg_s": _seconds(_ratio(c["handle_sum_us"], c["handle_count"])),
         "csat_responses": c["csat_responses"], "csat_avg": _ratio(c["csat_sum"], c["csat_responses"]),
         "csat_top_box": _ratio(c["csat_5"], c["csat_responses"]),
         "csat_top2": _ratio(c["csat_4plus"], c["csat_responses"]),
@@ -171,7 +172,7 @@ def build_records(aggregator: Aggregator, as_of_ms: int,
     keys: dict[tuple[str, str], _Accumulator] = {}
 
     for (region, channel), pair in aggregator.pairs.items():
-        live = live_of(pair, as_of_ms, aggregator.sla_ms[channel], aggregator.horizon_ms)
+        live = live_of(pair, as_of_ms, aggregator.sla_us[channel] // 1000, aggregator.horizon_ms)
         if not _has_data(pair, live, since):
             continue
         rolling = {name: sum_range(pair, end - size, end) for name, size in ROLLING_WINDOWS}
@@ -214,7 +215,7 @@ def _record(region: str, channel: str, window: str, start_minute: int, end_minut
     waiting, oldest, over_sla, tickets_open, over_72h = live
     record.update({
         "waiting_now": waiting,
-        "oldest_waiting_s": None if oldest is None else _seconds(as_of_ms - oldest),
+        "oldest_waiting_s": None if oldest is None else _seconds((as_of_ms - oldest) * 1000),
         "waiting_over_sla": over_sla,
         "tickets_open": tickets_open,
         "tickets_open_over_72h": over_72h,

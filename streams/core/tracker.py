@@ -5,8 +5,8 @@ hand in changelogged tables and `replay` plain dicts. Every event of a contact i
 contact id (tickets by ticket id), so one partition owns all state that an event touches.
 
 Contact state: ``{"ids": [...], "last": ts, "started": 1, "bot": 1, "survey": 1,
-"v": {"<visit>": {"e": entered ts, "l": [ts, reason, wait ms or None, region, channel]}},
-"end": [ts, region, channel, handled_by, handle ms or None], "h": [visit, handle ms]}``.
+"v": {"<visit>": {"e": entered ts, "l": [ts, reason, wait µs or None, region, channel]}},
+"end": [ts, region, channel, handled_by, handle µs or None], "h": [visit, handle µs]}``.
 Ticket state: ``{"ids": [...], "last": ts, "c": [ts, region, channel], "r": [ts, region, channel]}``.
 """
 
@@ -105,7 +105,7 @@ class Tracker:
         left = visit.get("l")
         out.append((F.OFFERED, event.region, event.channel, event.ts, key, left is None))
         if left is not None and left[2] is None:
-            left[2] = max(0, left[0] - event.ts)
+            left[2] = max(0, left[0] - event.ts) * 1000
             out.append((F.VISIT, left[3], left[4], left[0], key, left[1], left[2]))
             if left[1] == "answered":
                 self._pair_handle(state, out)
@@ -116,14 +116,14 @@ class Tracker:
             raise self.conflict(event, state, f"queue leave of visit {number}")
         body = event.body
         wait_s = body.get("wait_s")
-        wait_ms: int | None = round(wait_s * 1000) if wait_s is not None else None
-        if wait_ms is None and "e" in visit:
-            wait_ms = max(0, event.ts - visit["e"])
+        wait_us: int | None = round(wait_s * 1_000_000) if wait_s is not None else None
+        if wait_us is None and "e" in visit:
+            wait_us = max(0, event.ts - visit["e"]) * 1000
         reason = body["reason"]
-        visit["l"] = [event.ts, reason, wait_ms, event.region, event.channel]
-        if wait_ms is not None:
+        visit["l"] = [event.ts, reason, wait_us, event.region, event.channel]
+        if wait_us is not None:
             out.append((F.VISIT, event.region, event.channel, event.ts, F.visit_key(event.key, number),
-                        reason, wait_ms))
+                        reason, wait_us))
         if reason == "answered":
             self._pair_handle(state, out)
 
@@ -133,14 +133,14 @@ class Tracker:
         body = event.body
         handled_by = body["handled_by"]
         handle_s = body.get("handle_s")
-        handle_ms = round(handle_s * 1000) if handle_s is not None else None
-        state["end"] = [event.ts, event.region, event.channel, handled_by, handle_ms]
+        handle_us = round(handle_s * 1_000_000) if handle_s is not None else None
+        state["end"] = [event.ts, event.region, event.channel, handled_by, handle_us]
         out.append((F.ENDED, event.region, event.channel, event.ts, body["resolved"], handled_by,
                     body.get("escalated", False), body.get("first_contact")))
         if handled_by != "agent":
             return
-        if handle_ms is not None:
-            out.append((F.HANDLE, event.region, event.channel, event.ts, handle_ms, 1))
+        if handle_us is not None:
+            out.append((F.HANDLE, event.region, event.channel, event.ts, handle_us, 1))
         else:
             self._pair_handle(state, out)
 
@@ -154,14 +154,14 @@ class Tracker:
         if not answered:
             return
         number, left_ts = max(answered)
-        handle_ms = max(0, end[0] - left_ts)
+        handle_us = max(0, end[0] - left_ts) * 1000
         applied = state.get("h")
-        if applied == [number, handle_ms]:
+        if applied == [number, handle_us]:
             return
         if applied is not None:
             out.append((F.HANDLE, end[1], end[2], end[0], applied[1], -1))
-        state["h"] = [number, handle_ms]
-        out.append((F.HANDLE, end[1], end[2], end[0], handle_ms, 1))
+        state["h"] = [number, handle_us]
+        out.append((F.HANDLE, end[1], end[2], end[0], handle_us, 1))
 
     # -- tickets -----------------------------------------------------------------------------
 

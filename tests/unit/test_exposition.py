@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import Settings, load
 from streams.core import facts as F
-from streams.core.aggregator import DAY_MS
+from streams.core.timefmt import DAY_MS
 from streams.core.events import REASONS
 from streams.exposition import Exposition
 
@@ -54,17 +54,17 @@ def fact(kind: str, *payload: Any, region: str = MOW, channel: str = "voice") ->
 FACT_CASES: list[tuple[str, F.Fact, dict[Key, float]]] = [
     ("contact", fact(F.CONTACT), {rc("ccpulse_contacts_total"): 1}),
     ("offered", fact(F.OFFERED, "c1#1", True), {rc("ccpulse_queue_offered_total"): 1}),
-    ("answered at the threshold", fact(F.VISIT, "c1#1", "answered", 40_000), {
+    ("answered at the threshold", fact(F.VISIT, "c1#1", "answered", 40_000_000), {
         rc("ccpulse_queue_answered_total"): 1, rc("ccpulse_queue_answered_within_sla_total"): 1,
         rc("ccpulse_wait_seconds_count"): 1, rc("ccpulse_wait_seconds_sum"): 40.0}),
-    ("answered past the threshold", fact(F.VISIT, "c1#1", "answered", 40_001), {
+    ("answered past the threshold", fact(F.VISIT, "c1#1", "answered", 40_001_000), {
         rc("ccpulse_queue_answered_total"): 1,
         rc("ccpulse_wait_seconds_count"): 1, rc("ccpulse_wait_seconds_sum"): 40.001}),
-    ("short abandon", fact(F.VISIT, "c1#1", "abandoned", 4_999),
+    ("short abandon", fact(F.VISIT, "c1#1", "abandoned", 4_999_000),
      {rc("ccpulse_queue_abandoned_total", short="true"): 1}),
-    ("abandon at the short limit", fact(F.VISIT, "c1#1", "abandoned", 5_000),
+    ("abandon at the short limit", fact(F.VISIT, "c1#1", "abandoned", 5_000_000),
      {rc("ccpulse_queue_abandoned_total", short="false"): 1}),
-    ("transferred visit counts nothing", fact(F.VISIT, "c1#1", "transferred", 3_000), {}),
+    ("transferred visit counts nothing", fact(F.VISIT, "c1#1", "transferred", 3_000_000), {}),
     ("resolved at first contact", fact(F.ENDED, True, "agent", False, True), {
         rc("ccpulse_contacts_ended_total", handled_by="agent"): 1, rc("ccpulse_contacts_resolved_total"): 1,
         rc("ccpulse_contacts_first_line_total"): 1, rc("ccpulse_contacts_fcr_known_total"): 1,
@@ -77,9 +77,9 @@ FACT_CASES: list[tuple[str, F.Fact, dict[Key, float]]] = [
         rc("ccpulse_contacts_first_line_total"): 1, rc("ccpulse_contacts_fcr_known_total"): 1}),
     ("unresolved", fact(F.ENDED, False, "none", False, True),
      {rc("ccpulse_contacts_ended_total", handled_by="none"): 1}),
-    ("handle time", fact(F.HANDLE, 330_000, 1),
+    ("handle time", fact(F.HANDLE, 330_000_000, 1),
      {rc("ccpulse_handle_seconds_count"): 1, rc("ccpulse_handle_seconds_sum"): 330.0}),
-    ("withdrawn handle time is ignored", fact(F.HANDLE, 330_000, -1), {}),
+    ("withdrawn handle time is ignored", fact(F.HANDLE, 330_000_000, -1), {}),
     ("bot handoff", fact(F.BOT, "handoff"), {rc("ccpulse_bot_sessions_total", outcome="handoff"): 1}),
     ("survey: top box and promoter", fact(F.SURVEY, 5, 9), {
         rc("ccpulse_csat_responses_total", score="5"): 1, rc("ccpulse_nps_responses_total", category="promoter"): 1}),
@@ -118,8 +118,8 @@ def test_first_fact_of_a_pair_creates_all_its_counters_at_zero(expo: Exposition)
 
 
 def test_wait_histogram_buckets_around_the_threshold(expo: Exposition) -> None:
-    expo.observe(fact(F.VISIT, "c1#1", "answered", 40_000))
-    expo.observe(fact(F.VISIT, "c2#1", "answered", 40_500))
+    expo.observe(fact(F.VISIT, "c1#1", "answered", 40_000_000))
+    expo.observe(fact(F.VISIT, "c2#1", "answered", 40_500_000))
     now = samples(expo)
     assert now[rc("ccpulse_wait_seconds_bucket", le="30.0")] == 0
     assert now[rc("ccpulse_wait_seconds_bucket", le="40.0")] == 1
@@ -140,8 +140,8 @@ def test_wait_buckets_include_every_sla_threshold(expo: Exposition) -> None:
 
 def test_configured_threshold_becomes_a_bucket_edge_and_the_sla_limit() -> None:
     expo = Exposition(load(env={"CCPULSE_CHANNELS__VOICE__SLA_THRESHOLD_S": "33.5"}))
-    expo.observe(fact(F.VISIT, "c1#1", "answered", 33_500))
-    expo.observe(fact(F.VISIT, "c2#1", "answered", 34_000))
+    expo.observe(fact(F.VISIT, "c1#1", "answered", 33_500_000))
+    expo.observe(fact(F.VISIT, "c2#1", "answered", 34_000_000))
     now = samples(expo)
     assert "33.5" in bucket_edges(expo, "ccpulse_wait_seconds")
     assert now[rc("ccpulse_wait_seconds_bucket", le="33.5")] == 1
@@ -199,8 +199,8 @@ def test_a_ratio_never_seen_is_absent(expo: Exposition) -> None:
 
 
 def feed_region(expo: Exposition, region: str) -> None:
-    for one in (fact(F.CONTACT, region=region), fact(F.VISIT, "c#1", "answered", 3_000, region=region),
-                fact(F.HANDLE, 60_000, 1, region=region)):
+    for one in (fact(F.CONTACT, region=region), fact(F.VISIT, "c#1", "answered", 3_000_000, region=region),
+                fact(F.HANDLE, 60_000_000, 1, region=region)):
         expo.observe(one)
     expo.set_records([record(region=region), record(region=region, channel="ALL")])
     expo.region_event(region, T0)
