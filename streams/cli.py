@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("streams.simulate.cli", "produce realistic channel events to a file or to Kafka"),
     "replay": ("streams.replay", "compute metric records from event files"),
     "dashboards": ("dashboards.cli", "build or push the Grafana dashboards"),
+    "rules": ("streams.rules.cli", "build the Prometheus rule files from the configured targets"),
 }
 
 
