@@ -42,7 +42,7 @@ def test_prometheus_loads_the_rule_files_and_knows_its_alertmanager(prometheus_s
 
 def test_compose_config_is_the_current_rendering(tmp_path: Path) -> None:
     out = tmp_path / "prometheus.yml"
-    deploy("prometheus.sh", "render", "--out", str(out), "--rules-dir", "/etc/prometheus/rules",
+    deploy("prometheus.sh", "render", "--out", str(out), "--interval", "15s", "--rules-dir", "/etc/prometheus/rules",
            "--alertmanager", "alertmanager:9093", "--targets-file", "/etc/prometheus/targets/ccpulse.json")
     committed = REPO / "deploy" / "prometheus" / "prometheus.yml"
     assert committed.read_text() == out.read_text(), (
