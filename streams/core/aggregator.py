@@ -13,6 +13,7 @@ from typing import Any
 from streams.config import ChannelTargets
 from streams.core import facts as F
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, new_bucket
+from streams.core.expiry import MinuteIndex
 from streams.core.histogram import bin_of
 from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
 
@@ -32,6 +33,7 @@ T_CREATED, T_RESOLVED, T_24H, T_72H = (_I["tickets_created"], _I["tickets_resolv
                                        _I["tickets_72h"])
 
 
+_PER_HOUR = HOUR_MS // MINUTE_MS
 #: marker of a live-state change in `Aggregator.changes`
 LIVE = -1
 LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED})
@@ -40,9 +42,12 @@ LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED}
 class PairState:
     """Everything kept for one (region, channel)."""
 
-    __slots__ = ("hours", "minutes", "tickets_open", "waiting")
+    __slots__ = ("expiry", "hours", "key", "minutes", "tickets_open", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple[str, str] = ("", ""), expiry: MinuteIndex | None = None) -> None:
+        self.key = key
+        #: where new buckets are filed for release (None: never released, as in the country rollup)
+        self.expiry = expiry
         self.minutes: dict[int, Bucket] = {}
         self.hours: dict[int, Bucket] = {}
         #: visit key -> entry time, for visits entered and not left
@@ -55,10 +60,15 @@ class PairState:
         bucket = self.minutes.get(minute)
         if bucket is None:
             bucket = self.minutes[minute] = new_bucket()
+            if self.expiry is not None:
+                self.expiry.add(minute, (self.key, minute, False))
         hour = ts // HOUR_MS
         hour_bucket = self.hours.get(hour)
         if hour_bucket is None:
             hour_bucket = self.hours[hour] = new_bucket()
+            if self.expiry is not None:
+                # an hour can go once its last minute has gone
+                self.expiry.add((hour + 1) * _PER_HOUR - 1, (self.key, hour, True))
         return bucket, hour_bucket
 
 
@@ -73,6 +83,9 @@ class Aggregator:
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
         self.observer = observer
+        self._bucket_expiry = MinuteIndex()
+        self._waiting_expiry = MinuteIndex()
+        self._ticket_expiry = MinuteIndex()
         #: when a set, collects (region, channel, minute) of changed buckets and (region, channel, LIVE)
         #: of changed live state, for publishing deltas to the country rollup
         self.changes: set[tuple[str, str, int]] | None = None
@@ -86,7 +99,7 @@ class Aggregator:
         key = (region, channel)
         state = self.pairs.get(key)
         if state is None:
-            state = self.pairs[key] = PairState()
+            state = self.pairs[key] = PairState(key, self._bucket_expiry)
         return state
 
     def apply(self, fact: F.Fact) -> None:
@@ -111,6 +124,7 @@ class Aggregator:
             bucket[OFFERED] += 1
         if fact[5]:
             pair.waiting[fact[4]] = fact[3]
+            self._waiting_expiry.add(fact[3] // MINUTE_MS, (pair.key, fact[4], fact[3]))
 
     def _visit(self, pair: PairState, fact: F.Fact) -> None:
         _, _, channel, ts, key, reason, wait_us = fact
@@ -188,6 +202,7 @@ class Aggregator:
             bucket[T_CREATED] += 1
         if still_open:
             pair.tickets_open[ticket_id] = ts
+            self._ticket_expiry.add(ts // MINUTE_MS, (pair.key, ticket_id, ts))
 
     def _ticket_resolved(self, pair: PairState, fact: F.Fact) -> None:
         _, _, _, ts, ticket_id, resolution_ms = fact
@@ -208,19 +223,26 @@ class Aggregator:
 
     def release(self, watermark_ms: int) -> None:
         """Drop what no window can read any more and live entries past their horizon."""
-        cutoff = watermark_ms - self.horizon_ms
-        first_minute = cutoff // MINUTE_MS
-        first_hour = cutoff // HOUR_MS
-        ticket_cutoff = watermark_ms - self.ticket_retention_ms
-        for key in list(self.pairs):
-            pair = self.pairs[key]
-            for minute in [m for m in pair.minutes if m < first_minute]:
-                del pair.minutes[minute]
-            for hour in [h for h in pair.hours if h < first_hour]:
-                del pair.hours[hour]
-            for visit in [k for k, entered in pair.waiting.items() if entered < cutoff]:
+        cutoff_minute = (watermark_ms - self.horizon_ms) // MINUTE_MS
+        touched: set[tuple[str, str]] = set()
+        pairs = self.pairs
+        for key, when, is_hour in self._bucket_expiry.pop_before(cutoff_minute):
+            pair = pairs.get(key)
+            if pair is not None:
+                (pair.hours if is_hour else pair.minutes).pop(when, None)
+                touched.add(key)
+        for key, visit, entered in self._waiting_expiry.pop_before(cutoff_minute):
+            pair = pairs.get(key)
+            if pair is not None and pair.waiting.get(visit) == entered:
                 del pair.waiting[visit]
-            for ticket in [k for k, created in pair.tickets_open.items() if created < ticket_cutoff]:
+                touched.add(key)
+        ticket_minute = (watermark_ms - self.ticket_retention_ms) // MINUTE_MS
+        for key, ticket, created in self._ticket_expiry.pop_before(ticket_minute):
+            pair = pairs.get(key)
+            if pair is not None and pair.tickets_open.get(ticket) == created:
                 del pair.tickets_open[ticket]
+                touched.add(key)
+        for key in touched:
+            pair = pairs[key]
             if not (pair.minutes or pair.hours or pair.waiting or pair.tickets_open):
-                del self.pairs[key]
+                del pairs[key]

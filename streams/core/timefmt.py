@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from functools import lru_cache
 
 MINUTE_MS = 60_000
@@ -62,4 +63,4 @@ def format_minute(epoch_ms: int) -> str:
 
 
 def now_ms() -> int:
-    return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    return time.time_ns() // 1_000_000

@@ -17,6 +17,7 @@ from typing import Any
 
 from streams.core import facts as F
 from streams.core.events import Event, Rejected
+from streams.core.expiry import MinuteIndex
 from streams.core.timefmt import MINUTE_MS
 
 State = dict[str, Any]
@@ -31,7 +32,7 @@ class Tracker:
         self.tickets = tickets
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
-        self._expiry: dict[int, list[tuple[bool, str]]] = {}
+        self._expiry = MinuteIndex()
         self._handlers = {
             "contact.started": self._contact_started,
             "bot.started": _no_fact,
@@ -51,7 +52,8 @@ class Tracker:
         is_ticket = event.type in ("ticket.created", "ticket.resolved")
         store = self.tickets if is_ticket else self.contacts
         state = store.get(event.key)
-        if state is None:
+        is_new = state is None
+        if is_new:
             state = {"ids": [], "last": event.ts}
         elif event.event_id in state["ids"]:
             return None
@@ -61,7 +63,8 @@ class Tracker:
         if event.ts > state["last"]:
             state["last"] = event.ts
         store[event.key] = state
-        self._index(is_ticket, event.key, state)
+        if is_new or is_ticket:  # a ticket's expiry moves when it is created or resolved
+            self._index(is_ticket, event.key, state)
         return out
 
     def conflict(self, event: Event, state: State, what: str) -> Rejected:
@@ -192,14 +195,13 @@ class Tracker:
         return state["last"] + self.horizon_ms
 
     def _index(self, is_ticket: bool, key: str, state: State) -> None:
-        minute = self._expires_at(is_ticket, state) // MINUTE_MS
-        self._expiry.setdefault(minute, []).append((is_ticket, key))
+        self._expiry.add(self._expires_at(is_ticket, state) // MINUTE_MS, (is_ticket, key))
 
     def reindex(self, contacts: Iterable[tuple[str, State]] | None = None,
                 tickets: Iterable[tuple[str, State]] | None = None) -> None:
         """Rebuild the expiry index after state was restored from a changelog; the caller may pass
         only the entries this tracker owns (one partition of a shared table)."""
-        self._expiry.clear()
+        self._expiry = MinuteIndex()
         for key, state in self.contacts.items() if contacts is None else contacts:
             self._index(False, key, state)
         for key, state in self.tickets.items() if tickets is None else tickets:
@@ -208,14 +210,16 @@ class Tracker:
     def release(self, watermark_ms: int) -> int:
         """Forget state that can no longer change: nothing older than the horizon can arrive."""
         released = 0
-        limit = watermark_ms // MINUTE_MS
-        for minute in sorted(m for m in self._expiry if m < limit):
-            for is_ticket, key in self._expiry.pop(minute):
-                store = self.tickets if is_ticket else self.contacts
-                state = store.get(key)
-                if state is not None and self._expires_at(is_ticket, state) < watermark_ms:
-                    del store[key]
-                    released += 1
+        for is_ticket, key in self._expiry.pop_before(watermark_ms // MINUTE_MS):
+            store = self.tickets if is_ticket else self.contacts
+            state = store.get(key)
+            if state is None:
+                continue
+            if self._expires_at(is_ticket, state) < watermark_ms:
+                del store[key]
+                released += 1
+            else:  # it changed since it was filed: file it again under its new expiry
+                self._index(is_ticket, key, state)
         return released
 
 

@@ -15,7 +15,7 @@ import orjson
 
 from streams.config import Settings
 from streams.core.aggregator import LIVE, Aggregator
-from streams.core.buckets import INDEX, WAIT_BINS, Bucket, add_scaled, new_bucket
+from streams.core.buckets import INDEX, WAIT_BINS, Bucket, add_scaled
 from streams.core.records import ALL, build_records
 from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
 
@@ -71,13 +71,8 @@ class CountryRollup:
         old = slot.get(region)
         slot[region] = bucket
         pair = self.aggregator.pair(ALL, channel)
-        minute_bucket = pair.minutes.get(minute)
-        if minute_bucket is None:
-            minute_bucket = pair.minutes[minute] = new_bucket()
+        minute_bucket, hour_bucket = pair.buckets(minute * MINUTE_MS)
         hour = minute // _PER_HOUR
-        hour_bucket = pair.hours.get(hour)
-        if hour_bucket is None:
-            hour_bucket = pair.hours[hour] = new_bucket()
         for target in (minute_bucket, hour_bucket):
             add_scaled(target, bucket, 1)
             if old is not None:
