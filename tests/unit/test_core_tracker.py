@@ -215,8 +215,7 @@ def test_answered_within_sla_is_a_wait_at_most_the_channel_threshold(channel: st
 
 
 def test_sub_millisecond_waits_at_the_boundaries() -> None:
-    """wait_s is a number: 4.9996 s is below 5 s (short) and 40.0004 s is above 40 s (not within SLA).
-    (Debatable: the core keeps integer milliseconds by design and rounds both to the boundary.)"""
+    """wait_s is a number: 4.9996 s is below 5 s (short) and 40.0004 s is above 40 s (not within SLA)."""
     events = [ev("queue.left", at(0), reason="abandoned", wait_s=4.9996),
               ev("queue.left", at(1), contact="c2", reason="answered", wait_s=40.0004)]
     _, records, _ = run_engine(events)
