@@ -72,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     config = build_config(args, settings.pipeline.regions, realtime)
     sim = Simulation(config)
     sink: Sink = KafkaSink(settings, args.bootstrap) if args.kafka else FileSink(args.output)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job may inherit it ignored
+        signal.signal(signum, _interrupt)
     run(sim, sink, Pacing(realtime=realtime, rate=args.rate, unit=args.rate_unit), Progress(quiet=args.quiet))
     return 0
 
@@ -106,5 +107,5 @@ def build_config(args: argparse.Namespace, configured_regions: tuple[str, ...], 
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM ends a run like Ctrl-C: flush, summary, exit 0."""
+    """Ctrl-C and SIGTERM end a run cleanly: flush, summary, exit 0."""
     raise KeyboardInterrupt

@@ -59,7 +59,7 @@ class Progress:
         return (f"simulate: {sim.events:,} events, {sim.contacts:,} contacts, "
                 f"{sim.events / elapsed:,.0f} events/s, event time {format_ms(sim.time_ms)}")
 
-    def finish(self, sim: Simulation, interrupted: bool) -> None:
+    def finish(self, sim: Simulation, sent: int, interrupted: bool) -> None:
         if self.quiet:
             return
         if self.tty and self._width:
@@ -67,7 +67,7 @@ class Progress:
         how = "interrupted" if interrupted else "done"
         elapsed = time.monotonic() - self.started
         self.stream.write(
-            f"simulate: {how}: {sim.events:,} events ({sim.contacts:,} contacts) in {elapsed:,.1f} s, "
+            f"simulate: {how}: {sent:,} events sent ({sim.contacts:,} contacts) in {elapsed:,.1f} s, "
             f"event time {format_ms(sim.config.start_ms)} .. {format_ms(sim.time_ms)}, "
             f"seed {sim.config.seed}\n")
         self.stream.flush()
@@ -76,6 +76,7 @@ class Progress:
 def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress) -> bool:
     """Send everything (or until Ctrl-C); always closes the sink. Returns True when interrupted."""
     interrupted = False
+    sent = 0
     begun = time.monotonic()
     try:
         for deliver_ms, key, value in sim:
@@ -85,6 +86,7 @@ def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress) -> bool
                 done = sim.contacts if pacing.unit == "contacts" else sim.events
                 _wait(lambda n=done: n / pacing.rate - (time.monotonic() - begun), sim, progress)
             sink.write(key, value)
+            sent += 1
             progress.update(sim)
     except KeyboardInterrupt:
         interrupted = True
@@ -92,7 +94,7 @@ def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress) -> bool
         pass  # the reader of stdout went away (e.g. `| head`): stop like at the end
     finally:
         sink.close()
-        progress.finish(sim, interrupted)
+        progress.finish(sim, sent, interrupted)
     return interrupted
 
 

@@ -12,7 +12,6 @@ from typing import IO, Any, Protocol
 
 from streams.config import Settings
 from streams.errors import CcpulseError
-from streams.kafka_client import kafka_python_options
 
 
 class Sink(Protocol):
@@ -56,8 +55,10 @@ class KafkaSink:
     """Produces to the events topic: key bytes, batches with a short linger, errors surfaced on close."""
 
     def __init__(self, settings: Settings, bootstrap: str | None = None) -> None:
-        from kafka import KafkaProducer
+        from kafka import KafkaProducer  # imported here: file output does not need Kafka's libraries
         from kafka.errors import KafkaError
+
+        from streams.kafka_client import kafka_python_options
 
         kafka = dataclasses.replace(settings.kafka, bootstrap_servers=bootstrap) if bootstrap else settings.kafka
         options: dict[str, Any] = kafka_python_options(kafka)  # brokers, security, request timeout

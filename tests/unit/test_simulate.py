@@ -10,6 +10,7 @@ import collections
 import gzip
 import itertools
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from helpers import wait_until
 
 from streams import cli, regions
 from streams.core.timefmt import parse_rfc3339
@@ -326,3 +328,21 @@ def test_rate_paces_the_output(tmp_path: Path) -> None:
     assert _simulate("--count", "150", "--rate", "500", "-o", str(tmp_path / "r.jsonl")) == 0
     assert 0.25 <= time.monotonic() - begun < 5
     assert len((tmp_path / "r.jsonl").read_bytes().splitlines()) == 150
+
+
+def test_ctrl_c_flushes_and_summarises(tmp_path: Path) -> None:
+    out = tmp_path / "live.jsonl.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "simulate", "--realtime", "--rate", "3000",
+                             "--regions", ",".join(FEW), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: out.exists() and out.stat().st_size > 0, timeout=30, what="events written")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = err.decode().strip().splitlines()[-1]
+    sent = int(re.search(r"interrupted: ([\d,]+) events sent", summary).group(1).replace(",", ""))
+    lines = gzip.decompress(out.read_bytes()).splitlines()
+    assert sent == len(lines) > 0 and all(orjson.loads(line)["event_id"] for line in lines)
