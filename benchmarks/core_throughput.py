@@ -1,0 +1,108 @@
+"""Core throughput and memory on a simulated day: JSON lines in, updated buckets out, one core.
+
+Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions RU-MOW,...] [--json FILE]
+
+The events are generated first (not timed) and kept as raw JSON lines, as they would arrive
+from Kafka or a replay file; then each line goes through `Engine.process_raw` (decode,
+validate, deduplicate, track, aggregate). Memory is the traced size of the engine's state,
+sampled every simulated hour, so one can see whether released state keeps it flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import time
+import tracemalloc
+
+from streams import config
+from streams.core.engine import Engine
+from streams.core.timefmt import now_ms
+from streams.simulate.generator import SimConfig, Simulation
+
+HOUR_MS = 3_600_000
+
+
+def generate(hours: float, seed: int, regions: tuple[str, ...]) -> list[bytes]:
+    start = now_ms() - int((hours + 1) * HOUR_MS)
+    sim = SimConfig(start_ms=start, seed=seed, duration_s=hours * 3600, regions=regions)
+    return [value for _, _, value in Simulation(sim)]
+
+
+def measure_throughput(lines: list[bytes]) -> dict[str, float]:
+    engine = Engine(config.load())
+    gc.collect()
+    started = time.perf_counter()
+    process = engine.process_raw
+    for line in lines:
+        process(line)
+    elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    records = engine.records()
+    records_s = time.perf_counter() - started
+    return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed,
+            "accepted": engine.results["accepted"], "records": len(records), "records_build_s": records_s}
+
+
+def measure_memory(lines: list[bytes]) -> list[tuple[float, float]]:
+    """(simulated hours since the first event, MiB held by the engine) once per simulated hour."""
+    engine = Engine(config.load())
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    samples = []
+    first = next_sample = None
+    for line in lines:
+        engine.process_raw(line)
+        watermark = engine.watermark.value
+        if watermark is None:
+            continue
+        if first is None:
+            first, next_sample = watermark, watermark + HOUR_MS
+        if watermark >= next_sample:
+            samples.append(((watermark - first) / HOUR_MS, (tracemalloc.get_traced_memory()[0] - base) / 2**20))
+            next_sample += HOUR_MS
+    samples.append(((engine.watermark.value - first) / HOUR_MS,
+                    (tracemalloc.get_traced_memory()[0] - base) / 2**20))
+    tracemalloc.stop()
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours of all regions (default 24)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--regions", default="", help="comma-separated region codes (default: all)")
+    parser.add_argument("--skip-memory", action="store_true", help="only measure throughput")
+    parser.add_argument("--json", help="also write the figures here as JSON")
+    args = parser.parse_args()
+    regions = tuple(code for code in args.regions.split(",") if code)
+
+    print(f"generating {args.hours:g} simulated hours ...", file=sys.stderr, flush=True)
+    lines = generate(args.hours, args.seed, regions)
+    print(f"{len(lines):,} events generated; measuring throughput ...", file=sys.stderr, flush=True)
+    result: dict[str, object] = {"machine": f"{platform.processor() or platform.machine()}, "
+                                            f"Python {platform.python_version()}",
+                                 "throughput": measure_throughput(lines)}
+    figures = result["throughput"]
+    print(f"core: {figures['events']:,} events in {figures['seconds']:.1f} s = "
+          f"{figures['events_per_s']:,.0f} events/s on one core; "
+          f"{figures['records']:,} records built in {figures['records_build_s']:.2f} s")
+    if not args.skip_memory:
+        print("measuring memory (traced, slower) ...", file=sys.stderr, flush=True)
+        samples = measure_memory(lines)
+        result["memory_mib_by_hour"] = samples
+        peak = max(mib for _, mib in samples)
+        print("memory of the engine's state by simulated hour (MiB): "
+              + ", ".join(f"{hour:.0f}h {mib:.0f}" for hour, mib in samples))
+        print(f"peak state memory: {peak:.0f} MiB")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
