@@ -83,7 +83,8 @@ start() {
   write_properties "$controller_port"
   java_opts=(-Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" -Dkafka.logs.dir="$run_dir/logs")
-  cluster_id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
+  cluster_id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>"$run_dir/logs/format.log") \
+    || { show_tail "$run_dir/logs/format.log"; die "java could not run Kafka's StorageTool"; }
   java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$run_dir/server.properties" >"$run_dir/logs/format.log" 2>&1 \
     || { show_tail "$run_dir/logs/format.log"; die "formatting the log folder failed"; }

@@ -20,8 +20,6 @@ from streams.config import TopicSettings
 from streams.errors import CcpulseError
 from streams.kafka_client import admin_client, bootstrap_list
 
-WEEK_MS = 7 * 24 * 3600 * 1000
-
 
 @dataclasses.dataclass(frozen=True)
 class TopicPlan:
