@@ -19,7 +19,7 @@ from streams.core.buckets import INDEX, WAIT_BINS, Bucket, add_scaled
 from streams.core.records import ALL, build_records
 from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
 
-_WAIT_MAX = INDEX["wait_max_ms"]
+_WAIT_MAX = INDEX["wait_max_us"]
 _PER_HOUR = HOUR_MS // MINUTE_MS
 
 
