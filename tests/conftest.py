@@ -21,5 +21,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INTEGRATION_DIR in Path(item.fspath).parents:
+        if INTEGRATION_DIR in item.path.parents:
             item.add_marker(pytest.mark.integration)
