@@ -181,7 +181,7 @@ class Oracle:
             if event["event_id"] not in seen:
                 seen.add(event["event_id"])
                 unique.append(dict(event, _ms=event_ms(event["ts"])))
-        self.as_of = as_of_ms if as_of_ms is not None else max(e["_ms"] for e in unique)
+        self.as_of = as_of_ms if as_of_ms is not None else max((e["_ms"] for e in unique), default=0)
         visible = sorted((e for e in unique if e["_ms"] <= self.as_of), key=lambda e: (e["_ms"], e["event_id"]))
         self.events = _first_of_each_slot(visible)
         self.short_abandon_s = short_abandon_s
