@@ -2,14 +2,23 @@
 # The main job on one machine: Kafka, the spec's topics, Prometheus + Alertmanager, one ccpulse
 # worker and the simulator, until Ctrl-C; then everything is stopped. Servers left over from an
 # earlier run that was killed are stopped first. Logs: .run/logs/.
-#   deploy/demo.sh            (ports: Kafka 9092, Prometheus 9090, Alertmanager 9093, worker 6066)
+#   deploy/demo.sh [--kafka-port 9092] [--prometheus-port 9090] [--alertmanager-port 9093]
+#                  [--web-port 6066]
 set -euo pipefail
 SCRIPT_NAME=demo
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-[ $# -eq 0 ] || { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 KAFKA_PORT=9092 PROM_PORT=9090 AM_PORT=9093 WEB_PORT=6066
+while [ $# -gt 0 ]; do
+  case $1 in
+    --kafka-port) KAFKA_PORT=${2:?}; shift 2 ;;
+    --prometheus-port) PROM_PORT=${2:?}; shift 2 ;;
+    --alertmanager-port) AM_PORT=${2:?}; shift 2 ;;
+    --web-port) WEB_PORT=${2:?}; shift 2 ;;
+    *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+done
 RUN="$ROOT/.run"
 LOGS="$RUN/logs"
 CCPULSE="$ROOT/.venv/bin/ccpulse"
@@ -74,8 +83,8 @@ cat <<TXT
   Worker metrics      http://127.0.0.1:$WEB_PORT/metrics
   Prometheus          http://127.0.0.1:$PROM_PORT   (try: sum by (channel) (rate(ccpulse_events_total[1m])))
   Alertmanager        http://127.0.0.1:$AM_PORT
-  Metric topic        .venv/bin/python -m streams.tail cc.metrics
-  SLA alerts topic    .venv/bin/python -m streams.tail cc.alerts
+  Metric topic        .venv/bin/python -m streams.tail cc.metrics --bootstrap 127.0.0.1:$KAFKA_PORT
+  SLA alerts topic    .venv/bin/python -m streams.tail cc.alerts --bootstrap 127.0.0.1:$KAFKA_PORT
   Logs                $LOGS/
 
   Progress every 10 s below; Ctrl-C stops everything.
