@@ -30,8 +30,29 @@ def _day_ms(date_text: str) -> int:
     return (day.toordinal() - 719_163) * 86_400_000
 
 
+_SECONDS: dict[str, int] = {}
+_SECONDS_LIMIT = 100_000
+
+
 def parse_rfc3339(text: str) -> int:
-    """Epoch milliseconds of an RFC 3339 timestamp; ValueError when it is not one."""
+    """Epoch milliseconds of an RFC 3339 timestamp; ValueError when it is not one.
+
+    The common `YYYY-MM-DDTHH:MM:SS.mmmZ` form is read through a cache of whole seconds, since
+    a stream carries many events per second; everything else takes the full parse."""
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":
+        base = _SECONDS.get(text[:19])
+        millis = text[20:23]
+        if base is not None and millis.isdigit() and millis.isascii():
+            return base + int(millis)
+        value = _parse(text)
+        if len(_SECONDS) >= _SECONDS_LIMIT:
+            _SECONDS.clear()
+        _SECONDS[text[:19]] = value - value % 1000
+        return value
+    return _parse(text)
+
+
+def _parse(text: str) -> int:
     match = _RFC3339.match(text)
     if match is None:
         raise ValueError("not an RFC 3339 timestamp")
