@@ -12,7 +12,6 @@ from typing import Any
 
 import faust
 import orjson
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import TP
 
 from streams.config import Settings
@@ -22,6 +21,7 @@ from streams.exposition import Exposition
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
+from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 
@@ -59,7 +59,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         **faust_broker_options(settings.kafka),
     )
     exposition = Exposition(settings)
-    setup_prometheus_sensors(app, registry=exposition.registry, name_prefix="ccpulse")
+    install_metrics_page(app, exposition.registry)
 
     events_topic = app.topic(topics.name("events"), partitions=partitions)
     facts_topic = app.topic(topics.name("facts"), partitions=partitions, acks=False)

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import Settings, load
 from streams.core import facts as F
-from streams.core.timefmt import DAY_MS
 from streams.core.events import REASONS
+from streams.core.timefmt import DAY_MS
 from streams.exposition import Exposition
 
 MOW, SPE = "RU-MOW", "RU-SPE"
