@@ -22,6 +22,7 @@ from streams import config
 from streams.core.engine import Engine
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
+from streams.tuning import tune_gc
 
 HOUR_MS = 3_600_000
 
@@ -35,6 +36,7 @@ def generate(hours: float, seed: int, regions: tuple[str, ...]) -> list[bytes]:
 def measure_throughput(lines: list[bytes]) -> dict[str, float]:
     engine = Engine(config.load())
     gc.collect()
+    tune_gc()  # as `ccpulse replay` and `ccpulse worker` do
     started = time.perf_counter()
     process = engine.process_raw
     for line in lines:

@@ -23,6 +23,7 @@ from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED, Engine
 from streams.core.events import REASONS
 from streams.core.timefmt import format_ms, now_ms, parse_rfc3339
 from streams.errors import CcpulseError
+from streams.tuning import tune_gc
 
 PROGRESS_EVERY_S = 2.0
 
@@ -41,6 +42,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     as_of = _parse_as_of(args.as_of)
+    tune_gc()
     progress = Progress(sys.stderr)
     with _open_dlq(args.dlq) as dlq:
         def write_dead_letter(raw: bytes, letter: Any) -> None:

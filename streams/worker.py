@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from streams import config
+from streams.tuning import tune_gc
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.streaming.app import build_app
 
     worker = build_app(settings, web_port=args.web_port, datadir=args.datadir, store=args.store)
+    tune_gc()
     port = args.web_port if args.web_port is not None else settings.worker.web_port
     print(f"ccpulse worker: consuming {settings.topics.name('events')} at {settings.kafka.bootstrap_servers}; "
           f"metrics on http://{settings.worker.web_bind}:{port}/metrics", flush=True)
