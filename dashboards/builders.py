@@ -212,6 +212,11 @@ def query_variable(name: str, label: str, query: str, *, multi: bool = False) ->
     }
 
 
+def region_variable(*, multi: bool = False) -> dict[str, Any]:
+    """The region picker every drill-down shares: the regions that have queue traffic."""
+    return query_variable("region", "Region", "label_values(ccpulse_queue_offered_total, region)", multi=multi)
+
+
 def dashboard(uid: str, title: str, description: str, panels: Iterable[Panel], *,
               variables: Sequence[dict[str, Any]] = (), refresh: str = "30s", time_from: str = "now-6h",
               hide_datasource: bool = False) -> dict[str, Any]:

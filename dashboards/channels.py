@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.builders import Panel, dashboard, query_variable, row, stat, target, timeseries
+from dashboards.builders import Panel, dashboard, region_variable, row, stat, target, timeseries
 from dashboards.promql import per_minute, rate_ratio, rate_sum, sel
 from streams.config import CHANNELS, Settings
 
@@ -87,8 +87,7 @@ def bots() -> list[Panel]:
 
 
 def build(settings: Settings) -> dict[str, Any]:
-    variables = [query_variable("region", "Region", "label_values(ccpulse_queue_offered_total, region)",
-                                multi=True)]
+    variables = [region_variable(multi=True)]
     return dashboard(
         UID, "ccpulse — channels and bots",
         "Channel mix, online share, bot sessions, handoff surges and containment.",

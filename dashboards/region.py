@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards import thresholds as th
-from dashboards.builders import Panel, dashboard, query_variable, row, stat, target, targets, timeseries
+from dashboards.builders import (
+    Panel,
+    dashboard,
+    query_variable,
+    region_variable,
+    row,
+    stat,
+    target,
+    targets,
+    timeseries,
+)
 from dashboards.promql import per_minute, quantile, rate_ratio, sel
 from streams.config import Settings
 
@@ -120,7 +130,7 @@ def tickets() -> list[Panel]:
 
 def build(settings: Settings) -> dict[str, Any]:
     variables = [
-        query_variable("region", "Region", "label_values(ccpulse_queue_offered_total, region)"),
+        region_variable(),
         query_variable("channel", "Channel", "label_values(ccpulse_queue_offered_total, channel)",
                        multi=True),
     ]

@@ -14,7 +14,7 @@ from dashboards.builders import (
     colored_cells,
     dashboard,
     merge_table,
-    query_variable,
+    region_variable,
     row,
     stat,
     table,
@@ -94,8 +94,7 @@ def trends(settings: Settings) -> list[Panel]:
 
 
 def build(settings: Settings) -> dict[str, Any]:
-    variables = [query_variable("region", "Region", "label_values(ccpulse_queue_offered_total, region)",
-                                multi=True)]
+    variables = [region_variable(multi=True)]
     return dashboard(
         UID, "ccpulse — ticket promises",
         "Open tickets, those within and past the 72-hour promise, and 24 h / 72 h attainment.",

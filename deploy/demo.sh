@@ -81,7 +81,7 @@ say "simulator producing 200 events/s to cc.events (pid $(cat "$SIM_PID"), log $
 cat <<TXT
 
   Worker metrics      http://127.0.0.1:$WEB_PORT/metrics
-  Prometheus          http://127.0.0.1:$PROM_PORT   (try: sum by (channel) (rate(ccpulse_events_total[1m])))
+  Prometheus          http://127.0.0.1:$PROM_PORT   (try: ccpulse_service_level_ratio{region="ALL",window="15m"})
   Alertmanager        http://127.0.0.1:$AM_PORT
   Metric topic        .venv/bin/python -m streams.tail cc.metrics --bootstrap 127.0.0.1:$KAFKA_PORT
   SLA alerts topic    .venv/bin/python -m streams.tail cc.alerts --bootstrap 127.0.0.1:$KAFKA_PORT
