@@ -91,7 +91,7 @@ class TopicSettings:
     partitions: int = 12
     replication_factor: int = 1
     events_retention_ms: int = 7 * 24 * 3600 * 1000
-    facts_retention_ms: int = 2 * 24 * 3600 * 1000
+    facts_retention_ms: int = 3 * 24 * 3600 * 1000
     alerts_retention_ms: int = 30 * 24 * 3600 * 1000
     dlq_retention_ms: int = 30 * 24 * 3600 * 1000
 
@@ -108,6 +108,8 @@ class PipelineSettings:
     min_volume: int = 20
     publish_interval_s: float = 1.0
     ticket_retention_days: int = 30
+    #: how often stage one restates tickets open for more than a day (see TrackingStage)
+    ticket_refresh_s: int = 6 * 3600
     regions: tuple[str, ...] = ()
 
 
@@ -270,6 +272,9 @@ def _check(settings: Settings) -> None:
         ("pipeline.min_volume", settings.pipeline.min_volume >= 0),
         ("pipeline.publish_interval_s", settings.pipeline.publish_interval_s > 0),
         ("pipeline.ticket_retention_days", settings.pipeline.ticket_retention_days >= 3),
+        ("pipeline.ticket_refresh_s", settings.pipeline.ticket_refresh_s >= 1),
+        ("topics.facts_retention_ms", settings.topics.facts_retention_ms >= 1000 * (
+            settings.pipeline.retention_horizon_s + settings.pipeline.ticket_refresh_s + 24 * 3600)),
         ("worker.web_port", 0 <= settings.worker.web_port <= 65535),
         ("kafka.bootstrap_servers", bool(settings.kafka.bootstrap_servers.strip())),
     ]

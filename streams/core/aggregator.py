@@ -219,6 +219,16 @@ class Aggregator:
             if resolution_ms <= 3 * DAY_MS:
                 bucket[T_72H] += 1
 
+    def keep_open(self, region: str, channel: str, ticket_id: str, created_ms: int) -> None:
+        """Restate that a ticket is still open (counts nothing): stage one repeats this for old open
+        tickets so that a rebuild from the facts topic's retention still knows them."""
+        pair = self.pair(region, channel)
+        if ticket_id not in pair.tickets_open:
+            pair.tickets_open[ticket_id] = created_ms
+            self._ticket_expiry.add(created_ms // MINUTE_MS, (pair.key, ticket_id, created_ms))
+            if self.changes is not None:
+                self.changes.add((region, channel, LIVE))
+
     # -- retention ---------------------------------------------------------------------------
 
     def release(self, watermark_ms: int) -> None:

@@ -187,6 +187,21 @@ class Tracker:
             out.append((F.TICKET_RESOLVED, event.region, event.channel, event.ts, event.key,
                         max(0, event.ts - created[0])))
 
+    def open_tickets(self, created_before_ms: int) -> list[tuple[str, str, str, int]]:
+        """(region, channel, ticket id, creation time) of this tracker's tickets still open that were
+        created before the given time."""
+        found = []
+        for key in self._ticket_keys():
+            state = self.tickets.get(key)
+            if state is not None and "r" not in state and "c" in state and state["c"][0] < created_before_ms:
+                created, region, channel = state["c"]
+                found.append((region, channel, key, created))
+        return found
+
+    def _ticket_keys(self) -> list[str]:
+        filed = (key for items in self._expiry.items.values() for is_ticket, key in items if is_ticket)
+        return list(dict.fromkeys(filed))
+
     # -- release -----------------------------------------------------------------------------
 
     def _expires_at(self, is_ticket: bool, state: State) -> int:

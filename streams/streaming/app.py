@@ -117,6 +117,12 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         for partition in range(partitions):
             await facts_topic.send(value=value, partition=partition)
 
+    @app.timer(interval=settings.pipeline.ticket_refresh_s)
+    async def restate_open_tickets() -> None:
+        """Keep long-open tickets within the facts topic's retention (see TrackingStage)."""
+        for key, value in tracking.open_ticket_messages():
+            await facts_topic.send(key=key, value=value)
+
     @app.timer(interval=settings.pipeline.publish_interval_s)
     async def publish() -> None:
         """Publish changed records (at most once per interval per key) and breach transitions."""

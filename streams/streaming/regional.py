@@ -88,6 +88,9 @@ class RegionalStage:
                     state.regions.add(region)
                 if self.region_event is not None:
                     self.region_event(region, fact[3])
+        for region, channel, ticket_id, created in message.get("o", ()):
+            state.aggregator.keep_open(region, channel, ticket_id, created)
+            state.regions.add(region)
         if watermark is not None:
             self._advance(watermark)
 

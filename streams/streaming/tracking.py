@@ -99,6 +99,20 @@ class TrackingStage:
                     for index, (region, group) in enumerate(sorted(by_region.items()))]
         return Outcome(ACCEPTED, messages=messages, event_ts=event.ts)
 
+    def open_ticket_messages(self) -> list[tuple[bytes, bytes]]:
+        """Restatements of tickets open for more than a day, keyed by region. The facts topic keeps
+        only a few days, so without them a rebuilt stage two would forget long-open tickets,
+        which are exactly the ones the 72 h promise is about."""
+        watermark = self.watermark.value
+        if watermark is None:
+            return []
+        by_region: dict[str, list[tuple[str, str, str, int]]] = {}
+        for tracker in self.trackers.values():
+            for entry in tracker.open_tickets(watermark - DAY_MS):
+                by_region.setdefault(entry[0], []).append(entry)
+        return [(region.encode(), orjson.dumps({"w": watermark, "o": entries}))
+                for region, entries in sorted(by_region.items())]
+
     def _owned(self, table: MutableMapping[str, Any], partition: int) -> list[tuple[str, Any]]:
         """The entries of one partition of a table (a restored table holds all assigned partitions)."""
         return [(key, value) for key, value in table.items() if partition_of(key, self.partitions) == partition]

@@ -41,7 +41,7 @@ def partitions(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
 def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: KafkaAdminClient,
                                                    tmp_path: Path) -> None:
     config = tmp_path / "ccpulse.toml"
-    config.write_text('[topics]\nprefix = "t1."\npartitions = 2\nfacts_retention_ms = 3600000\n')
+    config.write_text('[topics]\nprefix = "t1."\npartitions = 2\nfacts_retention_ms = 300000000\n')
     names = [f"t1.{base}" for base in BASES]
 
     first = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap)
@@ -54,7 +54,7 @@ def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: 
          for name in names], config_filter="all")["topic"]
     assert configs["t1.metrics"]["cleanup.policy"]["value"] == "compact"
     assert configs["t1.events"]["cleanup.policy"]["value"] == "delete"
-    assert configs["t1.facts"]["retention.ms"]["value"] == "3600000"
+    assert configs["t1.facts"]["retention.ms"]["value"] == "300000000"
     assert configs["t1.events"]["retention.ms"]["value"] == str(7 * 24 * 3600 * 1000)
 
     again = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap)
@@ -62,11 +62,11 @@ def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: 
     assert lines_by_topic(again.stdout) == dict.fromkeys(names, "unchanged")
 
     wider = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap,
-                    "--partitions", "3", env={"CCPULSE_TOPICS__FACTS_RETENTION_MS": "7200000"})
+                    "--partitions", "3", env={"CCPULSE_TOPICS__FACTS_RETENTION_MS": "400000000"})
     assert wider.returncode == 0, wider.stderr
     status = lines_by_topic(wider.stdout)
     assert status["t1.events"] == "updated (partitions 2 -> 3)"
-    assert status["t1.facts"] == "updated (partitions 2 -> 3; retention.ms 3600000 -> 7200000)"
+    assert status["t1.facts"] == "updated (partitions 2 -> 3; retention.ms 300000000 -> 400000000)"
     assert partitions(admin, names) == dict.fromkeys(names, 3)
 
     narrower = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap,

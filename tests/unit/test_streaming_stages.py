@@ -137,3 +137,28 @@ def test_fact_messages_carry_their_source_position() -> None:
     message = orjson.loads(outcome.messages[0][1])
     assert message["s"] == [2, 41, 0]
     assert message["w"] == tracking.watermark.value
+
+
+def test_long_open_tickets_survive_a_rebuild_from_the_facts_retention() -> None:
+    """The facts topic keeps a few days; a ticket open for longer must still count as open (and
+    past 72 h) after stage two rebuilds a partition from what the topic still holds."""
+    now = now_ms()
+    created = now - 4 * 86_400_000
+    ticket = {"event_id": "t-1", "type": "ticket.created", "ts": created, "ticket_id": "T-1",
+              "region": "RU-KAM", "channel": "email"}
+    later = {"event_id": "c-1", "type": "contact.started", "ts": now - 60_000, "contact_id": "c-1",
+             "region": "RU-KAM", "channel": "voice"}
+    pipeline = Pipeline()
+    for event in (ticket, later):
+        key = event.get("ticket_id") or event["contact_id"]
+        pipeline.send_event(key.encode(), orjson.dumps(event))
+    partition = partition_of("RU-KAM", PARTITIONS)
+    log = pipeline.facts[partition]
+    log.extend(value for _, value in pipeline.tracking.open_ticket_messages())
+    del log[0]  # the ticket's creation has left the topic's retention; its restatement has not
+    pipeline.regional.revoke([partition])
+    pipeline.applied[partition] = 0
+    pipeline.tick()
+    record = pipeline.published["RU-KAM|email|15m"]
+    assert (record["tickets_open"], record["tickets_open_over_72h"]) == (1, 1)
+    assert record["tickets_created"] == 0  # a restatement counts nothing
