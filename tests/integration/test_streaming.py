@@ -1,0 +1,323 @@
+"""`ccpulse worker` against the real broker: the worker path, streaming equals replay, crash,
+scale-out, bad input and SLA breaches (issue 2's worker path, issue 4's "Done when").
+
+Every test has its own topics and app id (`workers.Pipeline`), runs real worker processes, and
+waits for conditions with deadlines. Final metric records are read back from the compacted
+metric topic as "last record per key" and compared, field by field, with `ccpulse replay` over
+the same events. Simulated traffic lies in the past (a 07:00 UTC hour, busy in every Russian
+time zone) so that `future_timestamp` never fires on valid events.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from helpers import PrometheusStack, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+from workers import Pipeline, TopicReader, Worker
+
+from streams.core.timefmt import format_ms, parse_rfc3339
+from streams.simulate import scenarios
+from streams.simulate.generator import SimConfig, Simulation
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+REGIONS = ("RU-MOW", "RU-SPE", "RU-CHE", "RU-SVE", "RU-NVS", "RU-KDA", "RU-TA", "RU-BA", "RU-NIZ", "RU-SAM",
+           "RU-PRI", "RU-KHA")
+RECORDS_TIMEOUT_S = 90
+
+Event = tuple[int, bytes, bytes]  # (event time or delivery time in ms, key, value)
+
+
+# --- traffic -------------------------------------------------------------------------------------
+
+def past_start(duration_s: float, hour_utc: int) -> int:
+    """`hour_utc`:00 of the latest day on which a run of `duration_s` ends at least 10 minutes ago."""
+    now = int(time.time() * 1000)
+    start = now // DAY_MS * DAY_MS + hour_utc * HOUR_MS
+    while start + duration_s * 1000 > now - 10 * MINUTE_MS:
+        start -= DAY_MS
+    return start
+
+
+def simulate(*, regions: tuple[str, ...], volume: float, seed: int, duration_s: float = 3600,
+             scenario: tuple[str, ...] = (), hour_utc: int = 7) -> list[Event]:
+    """Simulated events in delivery order, with their delivery times; 07:00 UTC is busy everywhere."""
+    start = past_start(duration_s, hour_utc)
+    config = SimConfig(start_ms=start, seed=seed, duration_s=duration_s, regions=regions, volume=volume,
+                       scenarios=tuple(scenarios.parse(text, start, regions) for text in scenario))
+    return list(Simulation(config))
+
+
+def pairs(events: list[Event]) -> list[tuple[bytes, bytes]]:
+    return [(key, value) for _, key, value in events]
+
+
+def injected(value: bytes) -> bool:
+    """True for the invalid events of the `malformed` scenario (undecodable, or a `~bad` or no event id)."""
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return True
+    event_id = event.get("event_id") if isinstance(event, dict) else None
+    return not isinstance(event_id, str) or not event_id or "~bad" in event_id
+
+
+# --- replay and records --------------------------------------------------------------------------
+
+def replay(pipeline: Pipeline, tmp_path: Path, values: list[bytes]) -> tuple[dict[str, dict[str, Any]],
+                                                                            list[dict[str, Any]]]:
+    """`ccpulse replay` over these event values: records by key, and the dead letters."""
+    events_file = tmp_path / f"replay-{len(values)}.jsonl"
+    dlq_file = tmp_path / f"replay-{len(values)}.dlq.jsonl"
+    events_file.write_bytes(b"".join(value + b"\n" for value in values))
+    records = orjson.loads(pipeline.ccpulse("replay", str(events_file), "--dlq", str(dlq_file)))
+    letters = [orjson.loads(line) for line in dlq_file.read_bytes().splitlines() if line.strip()]
+    return {f"{r['region']}|{r['channel']}|{r['window']}": r for r in records}, letters
+
+
+def records_diff(expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]], show: int = 8) -> str:
+    """Empty when equal; else which keys are missing, extra, and which fields differ."""
+    missing = sorted(expected.keys() - actual.keys())
+    extra = sorted(actual.keys() - expected.keys())
+    differing = {key: {name: (value, actual[key].get(name)) for name, value in expected[key].items()
+                       if actual[key].get(name) != value}
+                 for key in sorted(expected.keys() & actual.keys()) if expected[key] != actual[key]}
+    if not (missing or extra or differing):
+        return ""
+    lines = [f"{len(expected)} records expected, {len(actual)} on the topic: {len(missing)} missing, "
+             f"{len(extra)} extra, {len(differing)} differing (field: (replay, streaming))"]
+    lines += [f"  missing {key}" for key in missing[:show]]
+    lines += [f"  extra {key}" for key in extra[:show]]
+    lines += [f"  differs {key}: {fields}" for key, fields in list(differing.items())[:show]]
+    return "\n".join(lines)
+
+
+def wait_for_records(pipeline: Pipeline, reader: TopicReader, expected: dict[str, dict[str, Any]],
+                     timeout: float = RECORDS_TIMEOUT_S) -> None:
+    """Wait until the last record per key on the metric topic is exactly `expected`."""
+    try:
+        wait_until(lambda: not records_diff(expected, reader.latest()), timeout,
+                   f"the metric topic {reader.topic} converging to replay's records", interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{records_diff(expected, reader.latest())}\n{pipeline.logs()}") from None
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Samples of one series name in a /metrics text."""
+    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name]
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(v for sample_labels, v in samples(text, name) if labels.items() <= sample_labels.items())
+
+
+def served_regions(worker: Worker) -> set[str]:
+    """Regions (and ALL) some series of the worker's /metrics is labelled with."""
+    return {sample.labels["region"] for family in text_string_to_metric_families(worker.metrics())
+            for sample in family.samples if "region" in sample.labels}
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """This test's own topics (4 partitions) on the session's broker, and no workers yet."""
+    made = Pipeline(tmp_path, kafka_bootstrap, partitions=4)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+def test_worker_serves_metrics_and_prometheus_scrapes_them(pipeline: Pipeline,
+                                                            prometheus_stack: PrometheusStack) -> None:
+    events = simulate(regions=REGIONS[:5], volume=0.1, seed=11, duration_s=1200, scenario=("duplicates:share=0.05",))
+    values = [value for _, _, value in events]
+    unique = {orjson.loads(v)["event_id"] for v in values}
+    contacts_by_region = collections.Counter(e["region"] for e in map(orjson.loads, set(values))
+                                             if e["type"] == "contact.started")
+    assert len(unique) < len(values), "the simulation sent no duplicates"
+    worker = pipeline.worker("w1").start()
+    pipeline.send(pairs(events))
+
+    def contacts_served(text: str) -> collections.Counter[str]:
+        served: collections.Counter[str] = collections.Counter()
+        for labels, count in samples(text, "ccpulse_contacts_total"):
+            served[labels["region"]] += int(count)
+        return served
+
+    def counted(text: str) -> bool:  # stage two counts a moment after stage one accepts
+        return (value(text, "ccpulse_events_total", result="accepted") == len(unique)
+                and contacts_served(text) == contacts_by_region)
+
+    try:
+        text = wait_until(lambda: counted(t := worker.metrics()) and t, 60, f"{len(unique)} accepted events and "
+                          f"{sum(contacts_by_region.values())} contacts counted on /metrics")
+    except AssertionError as exc:
+        text = worker.metrics()
+        raise AssertionError(f"{exc}: accepted {value(text, 'ccpulse_events_total', result='accepted')}, contacts "
+                             f"{dict(contacts_served(text))}, wanted {dict(contacts_by_region)}") from None
+    assert value(text, "ccpulse_events_total", result="duplicate") == len(values) - len(unique)
+    assert value(text, "ccpulse_events_total", result="rejected") == 0
+    assert set(contacts_by_region) == set(REGIONS[:5])
+
+    prometheus_stack.scrape([worker.address])
+    try:
+        selector = f'job="ccpulse",instance="{worker.address}"'
+        scraped = wait_until(lambda: prometheus_stack.query(f'ccpulse_events_total{{{selector},result="accepted"}}'),
+                             30, "Prometheus scraping the worker's accepted-events counter")
+        assert float(scraped[0]["value"][1]) == len(unique)
+        by_region = prometheus_stack.query(f"sum by (region) (ccpulse_contacts_total{{{selector}}})")
+        assert {s["metric"]["region"]: float(s["value"][1]) for s in by_region} == contacts_by_region
+    finally:
+        prometheus_stack.scrape([])
+
+
+def shuffled_hour(seed: int) -> list[Event]:
+    """A simulated hour of 12 regions, late and duplicated deliveries, then shuffled as a whole."""
+    events = simulate(regions=REGIONS, volume=0.25, seed=seed,
+                      scenario=("late:share=0.1,max=20m", "duplicates:share=0.05"))
+    values = [value for _, _, value in events]
+    assert len(set(values)) < len(values), "the simulation sent no duplicates"
+    random.Random(seed).shuffle(events)
+    return events
+
+
+def test_streaming_equals_replay(pipeline: Pipeline, tmp_path: Path) -> None:
+    events = shuffled_hour(seed=21)
+    expected, letters = replay(pipeline, tmp_path, [v for _, _, v in events])
+    assert not letters and len(expected) > 300
+    metrics = pipeline.reader("metrics")
+    pipeline.worker("w1").start()
+    half = len(events) // 2
+    pipeline.send(pairs(events[:half]))
+    pipeline.send(pairs(events[half:]))
+    wait_for_records(pipeline, metrics, expected)
+
+
+def test_crash_and_restart_gives_the_same_records(pipeline: Pipeline, tmp_path: Path) -> None:
+    events = shuffled_hour(seed=22)
+    expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
+    metrics = pipeline.reader("metrics")
+    worker = pipeline.worker("w1").start()
+    first = len(events) * 2 // 3
+    pipeline.send(pairs(events[:first]))
+    wait_until(lambda: value(worker.metrics(), "ccpulse_events_total", result="accepted") >= len(events) // 3, 60,
+               "the worker half-way through the stream")
+    wait_until(metrics.poll, 30, "the first metric records")
+    worker.kill()
+    pipeline.send(pairs(events[first:]))
+    worker.start()
+    wait_for_records(pipeline, metrics, expected)
+
+
+def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tmp_path: Path) -> None:
+    events = shuffled_hour(seed=23)
+    cuts = [len(events) * 2 // 5, len(events) * 4 // 5, len(events)]
+    expected = [replay(pipeline, tmp_path, [v for _, _, v in events[:cut]])[0] for cut in cuts]
+    regions = {key.split("|")[0] for key in expected[-1]}
+    metrics = pipeline.reader("metrics")
+    first = pipeline.worker("w1").start()
+    pipeline.send(pairs(events[:cuts[0]]))
+    wait_for_records(pipeline, metrics, expected[0])
+
+    # scale out: a second worker joins the running pipeline and takes over some partitions
+    second = pipeline.worker("w2").start()
+
+    def split() -> tuple[set[str], set[str]] | None:
+        one, two = served_regions(first), served_regions(second)
+        return (one, two) if one and two and one | two == regions else None
+
+    try:
+        one, two = wait_until(split, 60, f"both workers serving regions, all of {sorted(regions)} between them")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {first.name} serves {sorted(served_regions(first))}, {second.name} serves "
+                             f"{sorted(served_regions(second))}\n{pipeline.logs()}") from None
+    assert not one & two, f"regions served by both workers: {sorted(one & two)}"
+    pipeline.send(pairs(events[cuts[0]:cuts[1]]))
+    wait_for_records(pipeline, metrics, expected[1])
+    assert (served_regions(first), served_regions(second)) == (one, two)
+
+    # scale in: the survivor takes every region over and the records go on
+    assert first.stop() == 0
+    wait_until(lambda: served_regions(second) == regions, 60,
+               f"{second.name} serving every region after {first.name} stopped\n{pipeline.logs()}")
+    pipeline.send(pairs(events[cuts[1]:]))
+    wait_for_records(pipeline, metrics, expected[2])
+    assert served_regions(second) == regions
+
+
+def test_bad_input_goes_to_the_dead_letter_topic(pipeline: Pipeline, tmp_path: Path) -> None:
+    events = simulate(regions=REGIONS[:6], volume=0.15, seed=31, duration_s=1800, scenario=("malformed:share=0.05",))
+    bad = [(key, v) for _, key, v in events if injected(v)]
+    good = [(key, v) for _, key, v in events if not injected(v)]
+    last_ts = max(parse_rfc3339(orjson.loads(v)["ts"]) for _, v in good)
+    stale = dict(orjson.loads(good[0][1]), event_id="stale-1", ts=format_ms(last_ts - 27 * HOUR_MS))
+    too_late = (good[0][0], orjson.dumps(stale))
+    tail = len(good) - len(good) // 10
+    expected, letters = replay(pipeline, tmp_path, [v for _, _, v in events])
+    wanted = collections.Counter(letter["reason"] for letter in letters) + collections.Counter(too_late=1)
+    assert set(wanted) == {"malformed", "missing_field", "invalid_field", "unknown_type", "unknown_region",
+                           "future_timestamp", "conflict", "too_late"}
+    assert len(letters) == len(bad)
+
+    dlq, metrics = pipeline.reader("events.dlq"), pipeline.reader("metrics")
+    worker = pipeline.worker("w1").start()
+    # everything but the last tenth of the valid events, then the stale event, then that last tenth
+    held_back = set(good[tail:])
+    pipeline.send(pair for pair in pairs(events) if pair not in held_back)
+    wait_until(lambda: len(dlq.poll()) == len(bad), 60, f"{len(bad)} dead letters")
+    pipeline.send([too_late])
+    pipeline.send(good[tail:])
+    wait_for_records(pipeline, metrics, expected)
+
+    wait_until(lambda: len(dlq.poll()) >= len(bad) + 1, 30, "the too_late dead letter")
+    on_topic = [(key, orjson.loads(v)) for key, v in dlq.poll()]
+    assert collections.Counter(letter["reason"] for _, letter in on_topic) == wanted
+    sent = collections.Counter((key, v.decode("utf-8", "backslashreplace")) for key, v in [*bad, too_late])
+    assert collections.Counter((key, letter["raw"]) for key, letter in on_topic) == sent
+    replayed = collections.Counter((x["reason"], x["field"], x["raw"]) for x in letters)
+    assert collections.Counter((x["reason"], x["field"], x["raw"]) for _, x in on_topic
+                               if x["reason"] != "too_late") == replayed
+
+    text = worker.metrics()
+    assert {labels["reason"]: v for labels, v in samples(text, "ccpulse_events_rejected_total") if v} == wanted
+    assert value(text, "ccpulse_events_total", result="rejected") == sum(wanted.values())
+    assert value(text, "ccpulse_events_total", result="accepted") == len(good)
+
+
+def test_voice_collapse_breaches_and_recovers(pipeline: Pipeline) -> None:
+    # 21:00 local in Chelyabinsk: a calm evening (voice service level about 0.97) until the collapse
+    events = simulate(regions=("RU-CHE",), volume=5, seed=41, duration_s=4500, hour_utc=16,
+                      scenario=("voice-collapse:region=RU-CHE,start=+10m,duration=25m,factor=10",))
+    middle = events[0][0] + 30 * MINUTE_MS
+    alerts = pipeline.reader("alerts")
+    pipeline.worker("w1").start()
+
+    def che_voice() -> list[dict[str, Any]]:
+        return [a for a in alerts.values() if (a["region"], a["channel"], a["metric"])
+                == ("RU-CHE", "voice", "service_level")]
+
+    pipeline.send(pairs([e for e in events if e[0] < middle]))
+    breach = wait_until(che_voice, 60, f"a breach of RU-CHE voice service_level\n{pipeline.logs()}")[0]
+    assert breach["state"] == "breach" and breach["window"] == "15m"
+    assert breach["value"] < breach["target"] == 0.9
+    pipeline.send(pairs([e for e in events if e[0] >= middle]))
+    states = wait_until(lambda: (found := che_voice())[-1]["state"] == "recovered" and found, 60,
+                        f"RU-CHE voice service_level recovering\n{pipeline.logs()}")
+    assert [a["state"] for a in states] == ["breach", "recovered"] * (len(states) // 2)
+    assert states[-1]["value"] >= 0.9
+    assert parse_rfc3339(states[-1]["as_of"]) >= events[0][0] + 50 * MINUTE_MS
