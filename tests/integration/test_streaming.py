@@ -253,8 +253,11 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
 
     # scale in: the survivor takes every region over and the records go on
     assert first.stop() == 0
-    wait_until(lambda: served_regions(second) == regions, 60,
-               f"{second.name} serving every region after {first.name} stopped\n{pipeline.logs()}")
+    try:
+        wait_until(lambda: served_regions(second) == regions, 60, f"{second.name} serving every region after "
+                                                                  f"{first.name} stopped")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: it serves {sorted(served_regions(second))}\n{pipeline.logs()}") from None
     pipeline.send(pairs(events[cuts[1]:]))
     wait_for_records(pipeline, metrics, expected[2])
     assert served_regions(second) == regions
