@@ -74,7 +74,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     tickets = app.Table("tickets", default=None, partitions=partitions, schema=state_schema)
     tracking = TrackingStage(settings, contacts, tickets, partitions)
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
-    country = {"rollup": CountryRollup(settings)}
+    country: dict[str, Any] = {"rollup": CountryRollup(settings), "owned": False}
 
     @app.agent(events_topic)
     async def track(stream: faust.StreamT) -> None:
@@ -131,7 +131,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         publication = regional.collect(caught_up)
         records = publication.records
         rollup = country["rollup"]
-        if rollup.as_of is not None and _caught_up(app, rollup_topic, 0, rollup.next_offset):
+        if country["owned"] and rollup.as_of is not None and _caught_up(app, rollup_topic, 0, rollup.next_offset):
             records = records + rollup.collect()
         exposition.set_records(records)
         for record in records:
@@ -143,20 +143,40 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        """Forget lost partitions at once, including their Prometheus series."""
+        """Stage one's expiry index is rebuilt from its table on next use."""
         tracking.revoke(tp.partition for tp in revoked if tp.topic == events_topic.get_topic_name())
-        lost = regional.revoke(tp.partition for tp in revoked if tp.topic == facts_topic.get_topic_name())
-        if any(tp.topic == rollup_topic.get_topic_name() for tp in revoked):
-            country["rollup"] = CountryRollup(settings)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        """Reconcile the stages rebuilt from their topics with the new assignment.
+
+        A rebalance revokes every partition first (eager protocol) and the consumer may keep its
+        position for those it gets back, so state is dropped only for partitions really lost, and a
+        partition without state is read again from offset 0 explicitly. Lost partitions' series
+        leave /metrics here, before the new owner has rebuilt and serves them."""
+        facts_name, rollup_name = facts_topic.get_topic_name(), rollup_topic.get_topic_name()
+        owned = {tp.partition for tp in assigned if tp.topic == facts_name}
+        lost = regional.revoke([number for number in list(regional.partitions) if number not in owned])
+        for number in sorted(owned - set(regional.partitions)):
+            regional.partition(number)
+            await app.consumer.seek(TP(facts_name, number), 0)
+        owns_rollup = any(tp.topic == rollup_name for tp in assigned)
+        if country["owned"] and not owns_rollup:
             lost.add(ALL)
+        if owns_rollup != country["owned"]:
+            country["rollup"] = CountryRollup(settings)
+            country["owned"] = owns_rollup
+            if owns_rollup:
+                await app.consumer.seek(TP(rollup_name, 0), 0)
         exposition.forget_regions(lost)
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
 
 
 def _caught_up(app: faust.App, topic: faust.TopicT, partition: int, next_offset: int) -> bool:
-    """True once a partition rebuilt from its start has reached the end known to the consumer."""
+    """True once a partition rebuilt from its start has reached the end known to the consumer; not
+    before the first fetch has told the consumer where that end is."""
     highwater = app.consumer.highwater(TP(topic.get_topic_name(), partition))
-    return highwater is None or next_offset >= highwater
+    return highwater is not None and next_offset >= highwater
 
 
