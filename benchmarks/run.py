@@ -1,0 +1,230 @@
+"""Every ccpulse benchmark in one run, against its own Kafka, with a report against the targets.
+
+Usage: python benchmarks/run.py [--quick] [--out benchmarks/out] [--profile]
+
+Starts a broker with deploy/kafka.sh on a free port (stopped at the end, whatever happens), then:
+core throughput and state memory (benchmarks/core_throughput.py); one and two workers end to end;
+the raw consume limit; the Faust and Quix Streams peers on the same events; freshness at a steady
+5,000 events/s; and writes OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a
+minute or two; figures are not meaningful, it checks the harness). `--profile` also runs one
+worker under cProfile and writes OUT/worker-profile.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import importlib.util
+import os
+import pstats
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import contenders
+import core_throughput
+import e2e
+from report import MB_PER_MIB, Figure, machine, write
+from stack import REPO, Broker, say
+
+TARGETS = {"core": 150_000, "worker": 30_000, "limit_share": 50.0, "vs_faust": 2.0, "vs_quix": 1.0,
+           "fresh_p99_s": 2.0, "rss_mb": 500.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Volumes and time caps of one run."""
+
+    core_hours: float  # simulated hours of all regions for the core figures
+    hour_s: float  # simulated seconds of the busy hour pre-loaded for the throughput runs
+    hour_volume: float  # times the natural volume
+    worker_cap_s: float  # a throughput run slower than this is cut and rated on what it read
+    peer_cap_s: float
+    fresh_rate: int
+    fresh_s: float
+    fresh_warmup_s: float
+    fresh_drain_s: float
+
+
+FULL = Plan(core_hours=24, hour_s=3600, hour_volume=3, worker_cap_s=150, peer_cap_s=150, fresh_rate=5000,
+            fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
+QUICK = Plan(core_hours=0.5, hour_s=300, hour_volume=2, worker_cap_s=20, peer_cap_s=15, fresh_rate=1000,
+             fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small volumes: checks the harness in a minute or two")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "out"), help="report folder")
+    parser.add_argument("--profile", action="store_true", help="also profile one worker with cProfile")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the broker is stopped on SIGTERM too
+    plan = QUICK if args.quick else FULL
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir()
+    details: dict[str, Any] = {"mode": "quick" if args.quick else "full", "plan": dataclasses.asdict(plan),
+                               "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                               "load": [os.getloadavg()[0]]}
+    figures: list[Figure] = []
+    notes: list[str] = []
+    say(f"ccpulse benchmarks ({details['mode']}), load average {details['load'][0]:.2f}")
+
+    core(plan, figures, details)
+    run_dir = Path(tempfile.mkdtemp(prefix="ccpulse-bench-kafka-"))
+    broker = Broker(run_dir)
+    kafka_line = ""
+    try:
+        say(f"starting Kafka on {broker.bootstrap} ...")
+        kafka_line = broker.start()
+        streaming(broker, plan, logs, figures, details, notes)
+        if args.profile:
+            profile(broker, plan, logs, out, notes)
+    finally:
+        say("stopping Kafka ...")
+        broker.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    details["load"].append(os.getloadavg()[0])
+    notes.append("The machine is shared (2 cores; other work was running): compare the load averages above "
+                 "before reading much into a figure.")
+    write(out, figures, details, machine(kafka_line), notes)
+    say(f"report: {out / 'report.md'} and report.json")
+    return 0
+
+
+def core(plan: Plan, figures: list[Figure], details: dict[str, Any]) -> None:
+    say(f"core: generating {plan.core_hours:g} simulated hours of all regions ...")
+    lines = core_throughput.generate(plan.core_hours, 7, ())
+    say(f"core: {len(lines):,} events; timing the replay path on one core ...")
+    result = core_throughput.measure_throughput(lines)
+    figure(figures, Figure("core: JSON line → updated state, one core", result["events_per_s"], "events/s",
+                           f"≥ {TARGETS['core']:,} events/s", result["events_per_s"] >= TARGETS["core"]))
+    say("core: tracing state memory (slower) ...")
+    samples = core_throughput.measure_memory(lines)
+    peak = max(mib for _, mib in samples) * MB_PER_MIB
+    figure(figures, Figure(f"core: peak state memory, {plan.core_hours:g} simulated h of all regions", peak, "MB",
+                           note=f"{len(lines):,} events, traced"))
+    details["core"] = {"throughput": result, "memory_mib_by_hour": samples}
+
+
+def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], details: dict[str, Any],
+              notes: list[str]) -> None:
+    say("generating the busy hour ...")
+    data = e2e.busy_hour(plan.hour_s, plan.hour_volume)
+    say(f"dataset: {data.description}")
+    details["dataset"] = data.description
+    count = len(data.events)
+
+    say("end to end, one worker:")
+    one = e2e.throughput(broker, data, 1, logs, "one", plan.worker_cap_s)
+    details["one_worker"] = one
+    figure(figures, Figure("end to end: one worker, events → records", one["events_per_s"], "events/s",
+                           f"≥ {TARGETS['worker']:,} events/s", one["events_per_s"] >= TARGETS["worker"],
+                           capped(one, plan.worker_cap_s)))
+    rss_mb = one["rss_mib"][0] * MB_PER_MIB
+    read = data.description if one["complete"] else f"cut at {plan.worker_cap_s:g} s: part of {data.description}"
+    figure(figures, Figure("worker RSS after the simulated hour", rss_mb, "MB", f"≤ {TARGETS['rss_mb']:.0f} MB",
+                           rss_mb <= TARGETS["rss_mb"], read))
+
+    say("the limit: raw aiokafka + orjson consumer on the same topic ...")
+    limit = contenders.raw_limit(broker, one["topic"], count)
+    details["limit"] = limit
+    figure(figures, Figure("limit: raw consumer (aiokafka + orjson)", limit["events_per_s"], "events/s"))
+    share = 100 * one["events_per_s"] / limit["events_per_s"]
+    figure(figures, Figure("one worker as a share of the limit", share, "%", f"≥ {TARGETS['limit_share']:.0f} %",
+                           share >= TARGETS["limit_share"]))
+
+    for name, label, goal in (("faust", "Faust hopping tables", "vs_faust"), ("quix", "Quix Streams windows",
+                                                                               "vs_quix")):
+        if name == "quix" and importlib.util.find_spec("quixstreams") is None:
+            say("peer quix skipped: quixstreams is not installed (pip install quixstreams)")
+            notes.append("The Quix Streams peer was skipped: quixstreams is not installed.")
+            continue
+        say(f"peer: {label} on the same topic ...")
+        result = contenders.peer(broker, name, one["topic"], count, logs, plan.peer_cap_s)
+        details[f"peer_{name}"] = result
+        figure(figures, Figure(f"peer: {label}", result["events_per_s"], "events/s",
+                               note=capped(result, plan.peer_cap_s)))
+        figure(figures, Figure(f"peer: {label}, peak RSS", result["peak_rss_mib"] * MB_PER_MIB, "MB"))
+        ratio = one["events_per_s"] / result["events_per_s"]
+        wanted = TARGETS[goal]
+        figure(figures, Figure(f"one worker ÷ {label}", ratio, "x", f"≥ {wanted:g}×" if wanted > 1 else "> 1×",
+                               ratio >= wanted if wanted > 1 else ratio > wanted))
+    figure(figures, Figure("ccpulse worker peak RSS on the same events", one["peak_rss_mib"][0] * MB_PER_MIB, "MB"))
+
+    say("end to end, two workers:")
+    two = e2e.throughput(broker, data, 2, logs, "two", plan.worker_cap_s)
+    details["two_workers"] = two
+    figure(figures, Figure("end to end: two workers, events → records", two["events_per_s"], "events/s",
+                           note="both on the 2 cores, beside the broker" + (", " + capped(two, plan.worker_cap_s)
+                                                                          if not two["complete"] else "")))
+
+    say(f"freshness at {plan.fresh_rate:,} events/s for {plan.fresh_s:g} s (after {plan.fresh_warmup_s:g} s warm-up):")
+    fresh = e2e.freshness(broker, logs, plan.fresh_rate, plan.fresh_s, plan.fresh_warmup_s, plan.fresh_drain_s,
+                          volume=25)
+    details["freshness"] = fresh
+    goal = f"p99 ≤ {TARGETS['fresh_p99_s']:g} s"
+    for where, label, note in (("record", "metric topic", f"{fresh['record_markers']} markers, no scrapes"),
+                               ("metrics", "/metrics", f"{fresh['metrics_markers']} markers, scraped every second")):
+        unseen = fresh["unseen_after_drain"][where]
+        if unseen:
+            note += (f"; {unseen} not shown {plan.fresh_drain_s:g} s after the load stopped, counted as that late: "
+                     "a lower bound")
+        figure(figures, Figure(f"freshness p50 to the {label}", fresh[f"{where}_p50_s"], "s", note=note))
+        p99 = fresh[f"{where}_p99_s"]
+        figure(figures, Figure(f"freshness p99 to the {label}", p99, "s", goal, p99 <= TARGETS["fresh_p99_s"], note))
+    notes.append(f"Freshness: the producer reached {fresh['achieved_rate']:,.0f} events/s. Records are published by a "
+                 "once-a-second timer, so a record's delay includes up to 1 s (0.5 s on average) of waiting for it. "
+                 "/metrics delays are the time of the first answer that shows the marker (upper bounds, up to about "
+                 f"1 s late); while /metrics was scraped, the record p99 was "
+                 f"{fresh['record_p99_while_scraped_s']:.2f} s.")
+    notes.append(f"A /metrics page of the one-worker run had {one['metrics_page_lines']:,} lines "
+                 f"({one['metrics_page_bytes'] / 1e6:.1f} MB) and took {one['metrics_scrape_s']:.2f} s to fetch; "
+                 "the worker's event loop renders it, so every scrape pauses processing that long.")
+    notes.append("Throughput is timed by each group's committed offsets (ccpulse commits every 2.8 s, the peers every "
+                 "1 s), from the first commit to the commit covering every event; for ccpulse also until a record "
+                 "carries the newest event time. The Faust peer's `isodates` models parse '.175' as 175 "
+                 "microseconds (a Faust quirk; it does not change its cost).")
+
+
+def profile(broker: Broker, plan: Plan, logs: Path, out: Path, notes: list[str]) -> None:
+    """One worker under cProfile over a fresh copy of the dataset; the top of the profile to a file."""
+    say("profiling one worker under cProfile (slower than the timed runs) ...")
+    data = e2e.busy_hour(plan.hour_s, plan.hour_volume)
+    stats_path = logs / "worker.prof"
+    e2e.throughput(broker, data, 1, logs, "profile", plan.worker_cap_s,
+                   wrapper=(sys.executable, "-m", "cProfile", "-o", str(stats_path)))
+    deadline = time.monotonic() + 30
+    while not stats_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    with (out / "worker-profile.txt").open("w", encoding="utf-8") as fh:
+        stats = pstats.Stats(str(stats_path), stream=fh)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+    notes.append(f"Worker profile (cProfile, one worker over the same dataset): {out / 'worker-profile.txt'}")
+    say(f"profile: {out / 'worker-profile.txt'}")
+
+
+def capped(result: dict[str, Any], cap_s: float) -> str:
+    """A note for a run cut at its cap (empty when it read everything)."""
+    if result["complete"]:
+        return ""
+    return f"cut at {cap_s:g} s: rate over {result['timed_events']:,} of {result['events']:,} events"
+
+
+def figure(figures: list[Figure], item: Figure) -> None:
+    """Keep a figure and print it at once."""
+    figures.append(item)
+    target = "" if item.met is None else f"   target {item.target}: {'met' if item.met else 'NOT met'}"
+    say(f"  {item.name}: {item.measured()}{target}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
