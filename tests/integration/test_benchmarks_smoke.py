@@ -1,0 +1,61 @@
+"""The benchmark command runs end to end (`--quick`) and reports every figure: not timings, only that it works.
+
+It starts and stops its own Kafka through deploy/kafka.sh, so it needs the same machine setup as
+the other integration tests, but none of their fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+FIGURES = {
+    "core: JSON line → updated state, one core",
+    "core: peak state memory, 0.5 simulated h of all regions",
+    "end to end: one worker, events → records",
+    "worker RSS after the simulated hour",
+    "limit: raw consumer (aiokafka + orjson)",
+    "one worker as a share of the limit",
+    "peer: Faust hopping tables",
+    "peer: Faust hopping tables, peak RSS",
+    "one worker ÷ Faust hopping tables",
+    "peer: Quix Streams windows",
+    "peer: Quix Streams windows, peak RSS",
+    "one worker ÷ Quix Streams windows",
+    "ccpulse worker peak RSS on the same events",
+    "end to end: two workers, events → records",
+    "freshness p50 to the metric topic",
+    "freshness p99 to the metric topic",
+    "freshness p50 to the /metrics",
+    "freshness p99 to the /metrics",
+}
+
+
+@pytest.mark.timeout(900)
+def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=840, check=False, cwd=REPO)
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    figures = {figure["name"]: figure for figure in report["figures"]}
+    assert set(figures) == FIGURES
+    for name, figure in figures.items():
+        assert isinstance(figure["value"], (int, float)) and math.isfinite(figure["value"]), name
+        assert figure["met"] in (True, False, None), name
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    assert report["machine"]["versions"]["faust-streaming"] != "not installed"
+
+    table = [line for line in (tmp_path / "report.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith("| ") and not line.startswith("| figure")]
+    assert len(table) == len(FIGURES)
+    for name in FIGURES:
+        assert any(line.startswith(f"| {name}") for line in table), name
+    for name in FIGURES:  # printed as it went, not only written at the end
+        assert f"  {name}: " in proc.stdout, name
