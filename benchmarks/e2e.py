@@ -6,7 +6,8 @@ the later of: the commit that covers every event, and the first record on `<pref
 whose `as_of` is the newest event time (its Kafka timestamp). Progress is read from committed
 offsets, not from /metrics: rendering /metrics costs the worker ~0.5 s per scrape once every
 region has series, which would slow what is measured. The worker commits every 2.8 s (Faust's
-default), so the end can be late by up to that much.
+default), so the end can be late by up to that much. When its commits stall (they do, while its
+producer buffer is full), progress is read from `ccpulse_events_total` every 2 s instead.
 
 Freshness: a producer sends simulated events (every region but one) at a steady rate, with event
 times in the past, plus 10 marker events a second: `contact.started` in the one spare region
@@ -89,7 +90,8 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
             procs.append(Worker(topics, f"{label}-w{number}", out, wrapper))
             procs[-1].wait_ready()
         total = len(data.events)
-        progress = follow_group(broker, topics.app_id, topics.topic("events"), total, procs, label, cap_s)
+        progress = follow_group(broker, topics.app_id, topics.topic("events"), total, procs, label, cap_s,
+                                probe=lambda: int(sum(_events_read(proc) for proc in procs)))
         rss = [proc.rss() for proc in procs]
         complete = progress.done >= total
         record_at = _record_reflecting(broker.bootstrap, topics.topic("metrics"), data.max_ts) if complete else None
@@ -99,6 +101,7 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
         ended = max(progress.ended, record_at or 0.0)
         timed = progress.done - progress.first
         return {"workers": workers, "events": total, "complete": complete, "timed_events": timed,
+                "commits_stalled": progress.stalled,
                 "seconds": ended - progress.started, "events_per_s": timed / (ended - progress.started),
                 "record_after_commit_s": None if record_at is None else record_at - progress.ended,
                 "events_total": sum(samples(proc.metrics(), "ccpulse_events_total") for proc in procs),
@@ -107,6 +110,10 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
     finally:
         for proc in procs:
             proc.stop()
+
+
+def _events_read(worker: Worker) -> float:
+    return samples(worker.metrics(), "ccpulse_events_total")
 
 
 def _record_reflecting(bootstrap: str, topic: str, max_ts: int, timeout_s: float = 60) -> float:
