@@ -102,6 +102,7 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
         timed = progress.done - progress.first
         return {"workers": workers, "events": total, "complete": complete, "timed_events": timed,
                 "commits_stalled": progress.stalled,
+                "agent_crashes": [line for proc in procs for line in proc.crashes()],
                 "seconds": ended - progress.started, "events_per_s": timed / (ended - progress.started),
                 "record_after_commit_s": None if record_at is None else record_at - progress.ended,
                 "events_total": sum(samples(proc.metrics(), "ccpulse_events_total") for proc in procs),

@@ -87,7 +87,11 @@ def main() -> int:
         kafka_line = broker.start()
         streaming(broker, plan, logs, figures, details, notes)
         if args.profile:
-            profile(broker, plan, logs, out, notes)
+            try:
+                profile(broker, plan, logs, out, notes)
+            except (OSError, RuntimeError) as exc:  # the figures above still get their report
+                say(f"profile failed: {exc}")
+                notes.append(f"The worker profile failed: {exc}")
     finally:
         say("stopping Kafka ...")
         broker.stop()
@@ -165,8 +169,8 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     two = e2e.throughput(broker, data, 2, logs, "two", plan.worker_cap_s)
     details["two_workers"] = two
     figure(figures, Figure("end to end: two workers, events → records", two["events_per_s"], "events/s",
-                           note="both on the 2 cores, beside the broker" + (", " + capped(two, plan.worker_cap_s)
-                                                                          if not two["complete"] else "")))
+                           note="; ".join(filter(None, ("both on the 2 cores, beside the broker",
+                                                        capped(two, plan.worker_cap_s))))))
 
     say(f"freshness at {plan.fresh_rate:,} events/s for {plan.fresh_s:g} s (after {plan.fresh_warmup_s:g} s warm-up):")
     fresh = e2e.freshness(broker, logs, plan.fresh_rate, plan.fresh_s, plan.fresh_warmup_s, plan.fresh_drain_s,
@@ -215,10 +219,14 @@ def profile(broker: Broker, plan: Plan, logs: Path, out: Path, notes: list[str])
 
 
 def capped(result: dict[str, Any], cap_s: float) -> str:
-    """A note for a run cut at its cap (empty when it read everything)."""
-    if result["complete"]:
-        return ""
-    return f"cut at {cap_s:g} s: rate over {result['timed_events']:,} of {result['events']:,} events"
+    """A note for a run cut at its cap (empty when it read everything), and for crashed agents."""
+    notes = [] if result["complete"] else [f"cut at {cap_s:g} s: rate over {result['timed_events']:,} of "
+                                           f"{result['events']:,} events"]
+    if result.get("commits_stalled"):
+        notes.append("commits stalled")
+    if result.get("agent_crashes"):
+        notes.append(f"an agent CRASHED: {result['agent_crashes'][0]}")
+    return "; ".join(notes)
 
 
 def figure(figures: list[Figure], item: Figure) -> None:

@@ -174,6 +174,11 @@ class Proc:
                 self.process.wait(10)
         self._log.close()
 
+    def crashes(self) -> list[str]:
+        """Faust agents that crashed (the process goes on without them), as their log lines say."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [line.strip()[:300] for line in text.splitlines() if "Crashed reason=" in line]
+
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return f"--- last lines of {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
