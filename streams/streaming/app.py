@@ -8,6 +8,7 @@ than Faust models, which cost ~10x the JSON parse per event.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import faust
@@ -23,6 +24,8 @@ from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
 from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -55,6 +58,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
+        table_standby_replicas=worker.standby_replicas,
         producer_linger_ms=5,
         **faust_broker_options(settings.kafka),
     )
@@ -96,6 +100,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         """Stage two: count facts into the region's buckets."""
         async for event in stream.events():
             message = event.message
+            if message.partition not in regional.partitions:
+                log.info("facts partition %d: rebuilding from offset %d", message.partition, message.offset)
             regional.handle(event.value, message.partition, message.offset)
 
     @app.agent(rollup_topic)
@@ -150,24 +156,22 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         """Reconcile the stages rebuilt from their topics with the new assignment.
 
-        A rebalance revokes every partition first (eager protocol) and the consumer may keep its
-        position for those it gets back, so state is dropped only for partitions really lost, and a
-        partition without state is read again from offset 0 explicitly. Lost partitions' series
-        leave /metrics here, before the new owner has rebuilt and serves them."""
+        A rebalance revokes every partition first (eager protocol) but the consumer keeps its
+        position for those it gets back, so state is dropped only for partitions really lost. A
+        partition new to the assignment has no position and no committed offset (acks are off), so
+        the consumer starts it at the earliest offset and its state is rebuilt from there. Lost
+        partitions' series leave /metrics here, before the new owner has rebuilt and serves them."""
         facts_name, rollup_name = facts_topic.get_topic_name(), rollup_topic.get_topic_name()
         owned = {tp.partition for tp in assigned if tp.topic == facts_name}
         lost = regional.revoke([number for number in list(regional.partitions) if number not in owned])
-        for number in sorted(owned - set(regional.partitions)):
-            regional.partition(number)
-            await app.consumer.seek(TP(facts_name, number), 0)
+        log.info("facts partitions owned %s (rebuilding %s), lost regions %s", sorted(owned),
+                 sorted(owned - set(regional.partitions)), sorted(lost))
         owns_rollup = any(tp.topic == rollup_name for tp in assigned)
         if country["owned"] and not owns_rollup:
             lost.add(ALL)
         if owns_rollup != country["owned"]:
             country["rollup"] = CountryRollup(settings)
             country["owned"] = owns_rollup
-            if owns_rollup:
-                await app.consumer.seek(TP(rollup_name, 0), 0)
         exposition.forget_regions(lost)
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
