@@ -201,9 +201,11 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
 
 
 def profile(broker: Broker, plan: Plan, logs: Path, out: Path, notes: list[str]) -> None:
-    """One worker under cProfile over a fresh copy of the dataset; the top of the profile to a file."""
+    """One worker under cProfile over the busy hour at natural volume; the top of the profile to a file.
+
+    Natural volume, because a worker stuck on the larger set ignores SIGTERM and, killed, writes no profile."""
     say("profiling one worker under cProfile (slower than the timed runs) ...")
-    data = e2e.busy_hour(plan.hour_s, plan.hour_volume)
+    data = e2e.busy_hour(plan.hour_s, 1)
     stats_path = logs / "worker.prof"
     e2e.throughput(broker, data, 1, logs, "profile", plan.worker_cap_s,
                    wrapper=(sys.executable, "-m", "cProfile", "-o", str(stats_path)))
