@@ -7,6 +7,7 @@ partitions (and so the regions) between them.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from streams import config
@@ -33,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
 
     worker = build_app(settings, web_port=args.web_port, datadir=args.datadir, store=args.store)
     tune_gc()
+    level = getattr(logging, args.loglevel.upper())
+
+    @worker.app.task
+    async def quiet_kafka_client() -> None:
+        """aiokafka logs per fetch at debug level: pin its logger to --loglevel so those records are
+        not even built when nobody asked for them."""
+        logging.getLogger("aiokafka").setLevel(level)
+
     port = args.web_port if args.web_port is not None else settings.worker.web_port
     print(f"ccpulse worker: consuming {settings.topics.name('events')} at {settings.kafka.bootstrap_servers}; "
           f"metrics on http://{settings.worker.web_bind}:{port}/metrics", flush=True)

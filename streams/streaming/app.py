@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 import faust
@@ -26,6 +27,9 @@ from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
+
+#: after a publishing round of d seconds, wait this many times d before the next
+PUBLISH_PAUSE_FACTOR = 4.0
 
 
 @dataclasses.dataclass
@@ -129,9 +133,18 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         for key, value in tracking.open_ticket_messages():
             await facts_topic.send(key=key, value=value)
 
+    pacing = {"not_before": 0.0}
+
     @app.timer(interval=settings.pipeline.publish_interval_s)
     async def publish() -> None:
-        """Publish changed records (at most once per interval per key) and breach transitions."""
+        """Publish changed records (at most once per interval per key) and breach transitions.
+
+        Building every record of a busy worker can take a good part of a second; a round that took
+        d seconds is followed by a pause of PUBLISH_PAUSE_FACTOR * d, so publishing never takes more
+        than a fifth of the event loop and a backlog is still consumed at full speed."""
+        started = time.monotonic()
+        if started < pacing["not_before"]:
+            return
         caught_up = {number: _caught_up(app, facts_topic, number, state.next_offset)
                      for number, state in regional.partitions.items()}
         publication = regional.collect(caught_up)
@@ -146,6 +159,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             await alerts_topic.send(key=f"{alert['region']}|{alert['channel']}".encode(), value=orjson.dumps(alert))
         for key, value in publication.rollup:
             await rollup_topic.send(key=key, value=value, partition=0)
+        finished = time.monotonic()
+        pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
