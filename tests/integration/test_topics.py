@@ -42,7 +42,7 @@ def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: 
                                                    tmp_path: Path) -> None:
     config = tmp_path / "ccpulse.toml"
     config.write_text('[topics]\nprefix = "t1."\npartitions = 2\nfacts_retention_ms = 300000000\n')
-    names = [f"t1.{base}" for base in BASES]
+    names = [f"t1.{base}" for base in BASES] + ["ccpulse-contacts-changelog", "ccpulse-tickets-changelog"]
 
     first = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap)
     assert first.returncode == 0, first.stderr
