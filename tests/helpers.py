@@ -90,3 +90,16 @@ class PrometheusStack:
             return found == wanted
 
         wait_until(active, timeout, f"Prometheus picking up the scrape targets {sorted(wanted)}")
+
+
+def require_tool(*names: str) -> str:
+    """The path of the first of these programs on PATH; fails the test (never skips) otherwise."""
+    import shutil
+
+    import pytest
+
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail(f"{' or '.join(names)} is not on PATH; deploy/install.sh installs it")

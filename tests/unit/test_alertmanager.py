@@ -8,7 +8,6 @@ through its API and reports which ones it mutes.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO, free_port, wait_until
+from helpers import REPO, free_port, require_tool, wait_until
 
 from streams import config
 from streams.rules.files import ALERTS_FILE, rule_files
@@ -45,12 +44,6 @@ ROUTES: list[tuple[str, str, str, str]] = [
 ]
 
 
-def tool(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail(f"{' or '.join(names)} is not on PATH; deploy/install.sh installs it")
 
 
 def rule_labels() -> dict[str, dict[str, str]]:
@@ -60,7 +53,7 @@ def rule_labels() -> dict[str, dict[str, str]]:
 
 
 def test_amtool_accepts_the_config() -> None:
-    proc = subprocess.run([tool("amtool"), "check-config", str(CONFIG)], capture_output=True, text=True,
+    proc = subprocess.run([require_tool("amtool"), "check-config", str(CONFIG)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 inhibit rules" in proc.stdout
@@ -75,7 +68,7 @@ def test_every_alert_has_a_routing_case() -> None:
 def test_alert_reaches_its_receiver(alertname: str, region: str, channel: str, receiver: str) -> None:
     labels = {**rule_labels()[alertname], "alertname": alertname, "region": region, "channel": channel}
     proc = subprocess.run(
-        [tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}",
+        [require_tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}",
          f"--verify.receivers={receiver}", *(f"{k}={v}" for k, v in labels.items())],
         capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, f"{labels} -> {proc.stdout.strip()} (expected {receiver})"
@@ -87,7 +80,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     with (tmp_path / "alertmanager.log").open("wb") as log:
         proc = subprocess.Popen(
-            [tool("alertmanager", "prometheus-alertmanager"), f"--config.file={CONFIG}",
+            [require_tool("alertmanager", "prometheus-alertmanager"), f"--config.file={CONFIG}",
              f"--storage.path={tmp_path}", f"--web.listen-address=127.0.0.1:{port}",
              "--cluster.listen-address="],
             stdout=log, stderr=subprocess.STDOUT)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
+from helpers import require_tool
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import Settings, load
@@ -301,10 +301,7 @@ def test_two_expositions_do_not_share_series() -> None:
 
 
 def test_promtool_check_metrics_finds_no_problem() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is not on PATH; deploy/install.sh installs it")
-    result = subprocess.run([promtool, "check", "metrics"], input=full_exposition().exposition(),
+    result = subprocess.run([require_tool("promtool"), "check", "metrics"], input=full_exposition().exposition(),
                             capture_output=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b"problem" not in result.stdout + result.stderr.lower()

@@ -8,14 +8,13 @@ files are what the generator writes from the default configuration.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, require_tool
 
 from streams import config
 from streams.errors import CcpulseError
@@ -30,10 +29,7 @@ DASHBOARD_UIDS = {"ccpulse-noc-wall", "ccpulse-region", "ccpulse-channels", "ccp
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is not on PATH; deploy/install.sh installs it")
-    return path
+    return require_tool("promtool")
 
 
 def run_promtool(*args: str) -> str:
