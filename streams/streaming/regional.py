@@ -83,11 +83,9 @@ class RegionalStage:
             apply = state.aggregator.apply
             for fact in facts:
                 apply(tuple(fact))
-                region = fact[1]
-                if region not in state.regions:
-                    state.regions.add(region)
+                state.regions.add(fact[1])
                 if self.region_event is not None:
-                    self.region_event(region, fact[3])
+                    self.region_event(fact[1], fact[3])
         for region, channel, ticket_id, created in message.get("o", ()):
             state.aggregator.keep_open(region, channel, ticket_id, created)
             state.regions.add(region)

@@ -78,7 +78,9 @@ class CountryRollup:
             if old is not None:
                 add_scaled(target, old, -1)
         minute_bucket[_WAIT_MAX] = max(part[_WAIT_MAX] for part in slot.values())
-        hour_bucket[_WAIT_MAX] = max(b[_WAIT_MAX] for m, b in pair.minutes.items() if m // _PER_HOUR == hour)
+        first = hour * _PER_HOUR
+        hour_bucket[_WAIT_MAX] = max(pair.minutes[m][_WAIT_MAX] for m in range(first, first + _PER_HOUR)
+                                     if m in pair.minutes)
 
     def _upsert_live(self, region: str, channel: str, waiting: list[int], tickets: list[int]) -> None:
         pair = self.aggregator.pair(ALL, channel)
