@@ -15,6 +15,7 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
+from mode import CrashingSupervisor
 
 from streams.config import Settings
 from streams.core.records import ALL
@@ -64,6 +65,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
         table_standby_replicas=worker.standby_replicas,
         producer_linger_ms=5,
+        # An agent that raises has met a bug, not bad input (that is dead-lettered): restarting it
+        # in place would resume from a stream in an unknown state, so the whole worker exits
+        # non-zero and the process supervisor (systemd, Kubernetes) restarts it from the changelogs.
+        agent_supervisor=CrashingSupervisor,
         **faust_broker_options(settings.kafka),
     )
     exposition = Exposition(settings)

@@ -36,6 +36,7 @@ class Worker:
     datadir: Path
     log_path: Path
     port: int = dataclasses.field(default_factory=free_port)
+    command: tuple[str, ...] = (str(CCPULSE),)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -54,7 +55,7 @@ class Worker:
         self._log.write(f"----- start {self.name} -----\n".encode())
         self._log.flush()
         self.process = subprocess.Popen(
-            [str(CCPULSE), "worker", "--web-port", str(self.port), "--datadir", str(self.datadir),
+            [*self.command, "worker", "--web-port", str(self.port), "--datadir", str(self.datadir),
              "--loglevel", "info"],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
         wait_until(self._answers_or_exited, READY_TIMEOUT_S, f"{self.name}'s /metrics answering", interval=0.3)
@@ -163,19 +164,22 @@ class Pipeline:
     def topic(self, base: str) -> str:
         return f"{self.prefix}{base}"
 
-    def worker(self, name: str) -> Worker:
+    def worker(self, name: str, command: tuple[str, ...] = (str(CCPULSE),)) -> Worker:
         """A new worker (not started yet) with its own port, data folder and log file."""
         datadir = self.root / f"{name}-data"
         datadir.mkdir(parents=True, exist_ok=True)
-        worker = Worker(name, dict(self.env), datadir, self.root / f"{name}.log")
+        worker = Worker(name, dict(self.env), datadir, self.root / f"{name}.log", command=command)
         self.workers.append(worker)
         return worker
 
     def send(self, events: Iterable[tuple[bytes, bytes]]) -> None:
         """Produce `(key, value)` pairs to the events topic, in this order, and wait until written."""
+        self.send_to(self.topic("events"), events)
+
+    def send_to(self, topic: str, events: Iterable[tuple[bytes, bytes]]) -> None:
+        """Produce `(key, value)` pairs to a topic, in this order, and wait until written."""
         if self.producer is None:
             self.producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
-        topic = self.topic("events")
         for key, value in events:
             self.producer.send(topic, key=key, value=value)
         self.producer.flush(60)
