@@ -123,7 +123,9 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 
     @app.timer(interval=1.0)
     async def tick() -> None:
-        """Send the watermark to every facts partition, so every region sees time pass."""
+        """Send the watermark to every facts partition, so every region sees time pass; tell stage
+        one which events are committed (what they produced need not be kept for redelivery)."""
+        tracking.commit(_committed(app, events_topic))
         watermark = tracking.watermark.value
         if watermark is None or watermark == last_tick["watermark"]:
             return
@@ -195,6 +197,15 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         exposition.forget_regions(lost)
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
+
+
+def _committed(app: faust.App, topic: faust.TopicT) -> dict[int, int]:
+    """The offsets this worker has committed, by partition. Faust keeps them only in its consumer's
+    `_committed_offset`; were that attribute gone, nothing would be reported and stage one would
+    keep its redelivery entries until the contacts are released (more memory, same results)."""
+    name = topic.get_topic_name()
+    committed = getattr(app.consumer, "_committed_offset", {})
+    return {tp.partition: offset for tp, offset in list(committed.items()) if tp.topic == name and offset is not None}
 
 
 def _caught_up(app: faust.App, topic: faust.TopicT, partition: int, next_offset: int) -> bool:

@@ -3,12 +3,19 @@
 The state lives in the two changelogged tables handed in (contacts, tickets). Each partition has
 its own `Tracker` so that state released on a watermark advance is deleted while processing an
 event of the same partition, and the tombstone lands in that partition's changelog.
+
+Redelivery: after a crash, events since the last offset commit come again, but their state
+write may have outlived the crash while their facts (or dead letter) did not — the local store
+and the changelog are written apart from the facts topic. So each contact's state also keeps
+what its uncommitted events produced, by source offset (`"sent"`); an event that comes again
+from the same offset is answered from there, and stage two drops the copies it already has by
+their source position. Entries go once the consumer has committed past them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -17,7 +24,7 @@ from kafka.partitioner.default import murmur2
 from streams.config import Settings
 from streams.core.deadletter import dead_letter
 from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED, Watermark
-from streams.core.events import Rejected, decode
+from streams.core.events import TICKET_TYPES, Event, Rejected, decode
 from streams.core.facts import Fact
 from streams.core.timefmt import DAY_MS, now_ms
 from streams.core.tracker import Tracker
@@ -45,9 +52,63 @@ def encode_tick(watermark: int) -> bytes:
     return orjson.dumps({"w": watermark})
 
 
+def _rejected(raw: bytes, rejection: Rejected, clock: int) -> Outcome:
+    return Outcome(REJECTED, rejection.reason, dead_letter=orjson.dumps(dead_letter(raw, rejection, clock)))
+
+
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a key (murmur2, as the Java client)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+#: the state key of what uncommitted events produced: {"<offset>": [event_id, facts, conflict detail]}
+SENT = "sent"
+_DELETED = object()
+
+
+class DeferredStore(MutableMapping[str, Any]):
+    """A table seen through the writes of the event being handled, so the stage can add that
+    event's `sent` entry before the one write of its state reaches the table (and changelog)."""
+
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
+        self.pending: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.pending.get(key)
+        if value is None:
+            return self.table.get(key, default)
+        return default if value is _DELETED else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.pending[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def items(self) -> Any:
+        """Only used to reindex a tracker, which happens with nothing pending."""
+        return self.table.items()
+
+    def flush(self) -> None:
+        for key, value in self.pending.items():
+            if value is _DELETED:
+                self.table.pop(key, None)
+            else:
+                self.table[key] = value
+        self.pending.clear()
 
 
 class TrackingStage:
@@ -64,12 +125,16 @@ class TrackingStage:
         self.watermark = Watermark(self.horizon_ms)
         self.clock = clock
         self.trackers: dict[int, Tracker] = {}
+        self._contacts = DeferredStore(contacts)
+        self._tickets = DeferredStore(tickets)
+        #: events partition -> the offset below which everything is committed (see `SENT`)
+        self.committed: dict[int, int] = {}
 
     def tracker(self, partition: int) -> Tracker:
         """The partition's tracker; its expiry index is rebuilt from the tables on first use."""
         tracker = self.trackers.get(partition)
         if tracker is None:
-            tracker = Tracker(self.contacts, self.tickets, self.horizon_ms, self.ticket_retention_ms)
+            tracker = Tracker(self._contacts, self._tickets, self.horizon_ms, self.ticket_retention_ms)
             tracker.reindex(self._owned(self.contacts, partition), self._owned(self.tickets, partition))
             self.trackers[partition] = tracker
         return tracker
@@ -83,13 +148,33 @@ class TrackingStage:
         try:
             event = decode(raw, self.regions, clock, self.future_ms)
             self.watermark.check(event)
-            tracker = self.tracker(partition)
-            facts = tracker.process(event)
         except Rejected as rejection:
-            letter = orjson.dumps(dead_letter(raw, rejection, clock))
-            return Outcome(REJECTED, rejection.reason, dead_letter=letter)
+            return _rejected(raw, rejection, clock)
+        tracker = self.tracker(partition)
+        try:
+            return self._track(tracker, event, raw, partition, offset, clock)
+        finally:
+            self._contacts.flush()
+            self._tickets.flush()
+
+    def _track(self, tracker: Tracker, event: Event, raw: bytes, partition: int, offset: int,
+               clock: int) -> Outcome:
+        store = self._tickets if event.type in TICKET_TYPES else self._contacts
+        try:
+            facts = tracker.process(event)
+        except Rejected as rejection:  # a conflict: its id is in the state now, so remember the letter
+            self._remember(store[event.key], partition, offset, [event.event_id, None, rejection.detail])
+            return _rejected(raw, rejection, clock)
         if facts is None:
-            return Outcome(DUPLICATE)
+            state = store.get(event.key)
+            sent = state.get(SENT, {}).get(str(offset)) if state is not None else None
+            if sent is None or sent[0] != event.event_id:
+                return Outcome(DUPLICATE)
+            if sent[1] is None:  # redelivered conflict
+                return _rejected(raw, Rejected("conflict", None, sent[2]), clock)
+            facts = [tuple(fact) for fact in sent[1]]
+        elif facts:
+            self._remember(store[event.key], partition, offset, [event.event_id, facts, None])
         if self.watermark.advance(event.ts):
             tracker.release(self.watermark.value)
         by_region: dict[str, list[Fact]] = {}
@@ -98,6 +183,17 @@ class TrackingStage:
         messages = [(region.encode(), encode_facts((partition, offset, index), self.watermark.value, group))
                     for index, (region, group) in enumerate(sorted(by_region.items()))]
         return Outcome(ACCEPTED, messages=messages, event_ts=event.ts)
+
+    def _remember(self, state: dict[str, Any], partition: int, offset: int, entry: list[Any]) -> None:
+        """Keep what this offset produced until it is committed; drop what is committed already."""
+        committed = self.committed.get(partition, 0)
+        sent = {key: value for key, value in state.get(SENT, {}).items() if int(key) >= committed}
+        sent[str(offset)] = entry
+        state[SENT] = sent
+
+    def commit(self, offsets: Mapping[int, int]) -> None:
+        """Offsets (next to read) the consumer has committed, by events partition."""
+        self.committed.update(offsets)
 
     def open_ticket_messages(self) -> list[tuple[bytes, bytes]]:
         """Restatements of tickets open for more than a day, keyed by region. The facts topic keeps

@@ -162,3 +162,58 @@ def test_long_open_tickets_survive_a_rebuild_from_the_facts_retention() -> None:
     record = pipeline.published["RU-KAM|email|15m"]
     assert (record["tickets_open"], record["tickets_open_over_72h"]) == (1, 1)
     assert record["tickets_created"] == 0  # a restatement counts nothing
+
+
+def test_events_redelivered_after_a_crash_send_again_what_their_facts_lost() -> None:
+    """The crash kept the state writes (local store, changelog) but not the facts sent with them:
+    the same events from the same offsets must produce the same fact messages again."""
+    settings = config.load(env={})
+    contacts: dict[str, dict] = {}
+    tickets: dict[str, dict] = {}
+    events = simulated(seed=8)[:500]
+    first = TrackingStage(settings, contacts, tickets, 1)
+    before = [first.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
+    assert any(outcome.messages for outcome in before)
+    restarted = TrackingStage(settings, contacts, tickets, 1)  # same tables: the state survived
+    again = [restarted.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
+    assert [o.messages for o in again] == [o.messages for o in before]
+    assert [o.dead_letter is None for o in again] == [o.dead_letter is None for o in before]
+    elsewhere = restarted.handle(events[0][1], 0, len(events))  # the same event from another offset
+    assert (elsewhere.result, elsewhere.messages) == ("duplicate", [])
+
+
+def test_redelivery_entries_go_once_committed() -> None:
+    settings = config.load(env={})
+    contacts: dict[str, dict] = {}
+    stage = TrackingStage(settings, contacts, {}, 1)
+    started, ended = contact_events("c-9", resolved=True)
+    stage.handle(started, 0, 10)
+    assert set(contacts["c-9"]["sent"]) == {"10"}
+    stage.commit({0: 11})
+    stage.handle(ended, 0, 11)
+    assert set(contacts["c-9"]["sent"]) == {"11"}
+
+
+def test_a_redelivered_conflict_is_dead_lettered_again() -> None:
+    settings = config.load(env={})
+    stage = TrackingStage(settings, {}, {}, 1)
+    started, ended = contact_events("c-7", resolved=True)
+    _, other_end = contact_events("c-7", resolved=False, tag="x")
+    for offset, value in enumerate((started, ended)):
+        assert stage.handle(value, 0, offset).result == "accepted"
+    first = stage.handle(other_end, 0, 2)
+    assert (first.result, first.reason) == ("rejected", "conflict")
+    again = stage.handle(other_end, 0, 2)
+    assert (again.result, again.reason) == ("rejected", "conflict")
+    assert orjson.loads(again.dead_letter)["detail"] == orjson.loads(first.dead_letter)["detail"]
+    assert stage.handle(other_end, 0, 3).result == "duplicate"
+
+
+def contact_events(contact: str, *, resolved: bool, tag: str = "") -> tuple[bytes, bytes]:
+    """A contact's start and end, as raw events."""
+    now = now_ms()
+    common = {"contact_id": contact, "region": "RU-MOW", "channel": "chat"}
+    started = {"event_id": f"{contact}-s{tag}", "type": "contact.started", "ts": now - 120_000, **common}
+    ended = {"event_id": f"{contact}-e{tag}", "type": "contact.ended", "ts": now - 60_000, "resolved": resolved,
+             "handled_by": "agent", **common}
+    return orjson.dumps(started), orjson.dumps(ended)
