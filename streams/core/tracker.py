@@ -49,7 +49,7 @@ class Tracker:
     # -- entry point -------------------------------------------------------------------------
 
     def process(self, event: Event) -> list[F.Fact] | None:
-        is_ticket = event.type in ("ticket.created", "ticket.resolved")
+        is_ticket = event.ticket
         store = self.tickets if is_ticket else self.contacts
         state = store.get(event.key)
         is_new = state is None
@@ -70,7 +70,7 @@ class Tracker:
     def conflict(self, event: Event, state: State, what: str) -> Rejected:
         """Remember the conflicting event id (so its duplicates are duplicates) and reject it."""
         state["ids"].append(event.event_id)
-        store = self.tickets if event.type.startswith("ticket.") else self.contacts
+        store = self.tickets if event.ticket else self.contacts
         store[event.key] = state
         return Rejected("conflict", None, f"{what} of {event.key!r} was already counted")
 
@@ -87,15 +87,14 @@ class Tracker:
 
     def _bot_ended(self, event: Event, state: State, out: list[F.Fact]) -> None:
         self._once(event, state, "bot", "the bot session")
-        out.append((F.BOT, event.region, event.channel, event.ts, event.body["outcome"]))
+        out.append((F.BOT, event.region, event.channel, event.ts, event.outcome))
 
     def _survey(self, event: Event, state: State, out: list[F.Fact]) -> None:
         self._once(event, state, "survey", "the survey")
-        body = event.body
-        out.append((F.SURVEY, event.region, event.channel, event.ts, body.get("csat"), body.get("nps")))
+        out.append((F.SURVEY, event.region, event.channel, event.ts, event.csat, event.nps))
 
     def _visit_state(self, state: State, event: Event) -> tuple[int, State]:
-        number = event.body.get("visit", 1)
+        number = event.visit
         visits = state.setdefault("v", {})
         return number, visits.setdefault(str(number), {})
 
@@ -117,12 +116,11 @@ class Tracker:
         number, visit = self._visit_state(state, event)
         if "l" in visit:
             raise self.conflict(event, state, f"queue leave of visit {number}")
-        body = event.body
-        wait_s = body.get("wait_s")
+        wait_s = event.wait_s
         wait_us: int | None = round(wait_s * 1_000_000) if wait_s is not None else None
         if wait_us is None and "e" in visit:
             wait_us = max(0, event.ts - visit["e"]) * 1000
-        reason = body["reason"]
+        reason = event.reason
         visit["l"] = [event.ts, reason, wait_us, event.region, event.channel]
         if wait_us is not None:
             out.append((F.VISIT, event.region, event.channel, event.ts, F.visit_key(event.key, number),
@@ -133,13 +131,12 @@ class Tracker:
     def _contact_ended(self, event: Event, state: State, out: list[F.Fact]) -> None:
         if "end" in state:
             raise self.conflict(event, state, "the end")
-        body = event.body
-        handled_by = body["handled_by"]
-        handle_s = body.get("handle_s")
+        handled_by = event.handled_by
+        handle_s = event.handle_s
         handle_us = round(handle_s * 1_000_000) if handle_s is not None else None
         state["end"] = [event.ts, event.region, event.channel, handled_by, handle_us]
-        out.append((F.ENDED, event.region, event.channel, event.ts, body["resolved"], handled_by,
-                    body.get("escalated", False), body.get("first_contact")))
+        out.append((F.ENDED, event.region, event.channel, event.ts, event.resolved, handled_by,
+                    event.escalated, event.first_contact))
         if handled_by != "agent":
             return
         if handle_us is not None:
