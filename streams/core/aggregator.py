@@ -42,7 +42,7 @@ LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED}
 class PairState:
     """Everything kept for one (region, channel)."""
 
-    __slots__ = ("expiry", "hours", "key", "minutes", "tickets_open", "waiting")
+    __slots__ = ("current", "expiry", "hours", "key", "minute", "minutes", "tickets_open", "waiting")
 
     def __init__(self, key: tuple[str, str] = ("", ""), expiry: MinuteIndex | None = None) -> None:
         self.key = key
@@ -54,9 +54,15 @@ class PairState:
         self.waiting: dict[str, int] = {}
         #: ticket id -> creation time, for tickets created and not resolved
         self.tickets_open: dict[str, int] = {}
+        #: the minute last asked for and its buckets: most facts of a pair fall in the minute of its last
+        self.minute: int | None = None
+        self.current: tuple[Bucket, Bucket] = ([], [])
 
     def buckets(self, ts: int) -> tuple[Bucket, Bucket]:
+        """The minute and hour buckets of a time, created (and filed for release) when new."""
         minute = ts // MINUTE_MS
+        if minute == self.minute:
+            return self.current
         bucket = self.minutes.get(minute)
         if bucket is None:
             bucket = self.minutes[minute] = new_bucket()
@@ -69,7 +75,8 @@ class PairState:
             if self.expiry is not None:
                 # an hour can go once its last minute has gone
                 self.expiry.add((hour + 1) * _PER_HOUR - 1, (self.key, hour, True))
-        return bucket, hour_bucket
+        self.minute, self.current = minute, (bucket, hour_bucket)
+        return self.current
 
 
 class Aggregator:
@@ -103,9 +110,9 @@ class Aggregator:
         return state
 
     def apply(self, fact: F.Fact) -> None:
-        pair = self.pair(fact[1], fact[2])
-        kind = fact[0]
-        self._apply[kind](pair, fact)
+        kind, region, channel, ts = fact[:4]
+        pair = self.pairs.get((region, channel)) or self.pair(region, channel)
+        self._apply[kind](pair, fact, pair.buckets(ts))
         if self.observer is not None:
             self.observer(fact)
         if self.changes is not None:
@@ -115,24 +122,24 @@ class Aggregator:
 
     # -- one method per fact kind; each adds to the minute and the hour bucket -----------------
 
-    def _contact(self, pair: PairState, fact: F.Fact) -> None:
-        for bucket in pair.buckets(fact[3]):
+    def _contact(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        for bucket in buckets:
             bucket[CONTACTS] += 1
 
-    def _offered(self, pair: PairState, fact: F.Fact) -> None:
-        for bucket in pair.buckets(fact[3]):
+    def _offered(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        for bucket in buckets:
             bucket[OFFERED] += 1
         if fact[5]:
             pair.waiting[fact[4]] = fact[3]
             self._waiting_expiry.add(fact[3] // MINUTE_MS, (pair.key, fact[4], fact[3]))
 
-    def _visit(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, channel, ts, key, reason, wait_us = fact
+    def _visit(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        channel, key, reason, wait_us = fact[2], fact[4], fact[5], fact[6]
         pair.waiting.pop(key, None)
         if reason == "answered":
             within = wait_us <= self.sla_us[channel]
             wait_bin = bin_of(wait_us)
-            for bucket in pair.buckets(ts):
+            for bucket in buckets:
                 bucket[ANSWERED] += 1
                 bucket[WAIT_SUM] += wait_us
                 if wait_us > bucket[WAIT_MAX]:
@@ -143,14 +150,14 @@ class Aggregator:
                 bins[wait_bin] = bins.get(wait_bin, 0) + 1
         elif reason == "abandoned":
             short = wait_us < self.short_abandon_us
-            for bucket in pair.buckets(ts):
+            for bucket in buckets:
                 bucket[ABANDONED] += 1
                 if short:
                     bucket[SHORT] += 1
 
-    def _ended(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, _, ts, resolved, handled_by, escalated, first_contact = fact
-        for bucket in pair.buckets(ts):
+    def _ended(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        resolved, handled_by, escalated, first_contact = fact[4:]
+        for bucket in buckets:
             bucket[ENDED] += 1
             if handled_by == "bot":
                 bucket[BOT_HANDLED] += 1
@@ -167,21 +174,21 @@ class Aggregator:
                     if first_contact:
                         bucket[RFC] += 1
 
-    def _handle(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, _, ts, handle_us, sign = fact
-        for bucket in pair.buckets(ts):
+    def _handle(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        handle_us, sign = fact[4], fact[5]
+        for bucket in buckets:
             bucket[HANDLE_SUM] += sign * handle_us
             bucket[HANDLE_COUNT] += sign
 
-    def _bot(self, pair: PairState, fact: F.Fact) -> None:
+    def _bot(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
         outcome = BOT_OUTCOME[fact[4]]
-        for bucket in pair.buckets(fact[3]):
+        for bucket in buckets:
             bucket[BOT_SESSIONS] += 1
             bucket[outcome] += 1
 
-    def _survey(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, _, ts, csat, nps = fact
-        for bucket in pair.buckets(ts):
+    def _survey(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        csat, nps = fact[4], fact[5]
+        for bucket in buckets:
             if csat is not None:
                 bucket[CSAT_N] += 1
                 bucket[CSAT_SUM] += csat
@@ -196,23 +203,23 @@ class Aggregator:
                 elif nps <= 6:
                     bucket[NPS_DET] += 1
 
-    def _ticket_created(self, pair: PairState, fact: F.Fact) -> None:
+    def _ticket_created(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
         _, _, _, ts, ticket_id, still_open = fact
-        for bucket in pair.buckets(ts):
+        for bucket in buckets:
             bucket[T_CREATED] += 1
         if still_open:
             pair.tickets_open[ticket_id] = ts
             self._ticket_expiry.add(ts // MINUTE_MS, (pair.key, ticket_id, ts))
 
-    def _ticket_resolved(self, pair: PairState, fact: F.Fact) -> None:
-        _, _, _, ts, ticket_id, resolution_ms = fact
+    def _ticket_resolved(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+        ticket_id, resolution_ms = fact[4], fact[5]
         if pair.tickets_open.pop(ticket_id, None) is None:
             for key, state in self.pairs.items():
                 if state.tickets_open.pop(ticket_id, None) is not None:
                     if self.changes is not None:
                         self.changes.add((key[0], key[1], LIVE))
                     break
-        for bucket in pair.buckets(ts):
+        for bucket in buckets:
             bucket[T_RESOLVED] += 1
             if resolution_ms <= DAY_MS:
                 bucket[T_24H] += 1
@@ -240,6 +247,7 @@ class Aggregator:
             pair = pairs.get(key)
             if pair is not None:
                 (pair.hours if is_hour else pair.minutes).pop(when, None)
+                pair.minute = None
                 touched.add(key)
         for key, visit, entered in self._waiting_expiry.pop_before(cutoff_minute):
             pair = pairs.get(key)

@@ -50,35 +50,40 @@ class Tracker:
 
     def process(self, event: Event) -> list[F.Fact] | None:
         is_ticket = event.ticket
-        store = self.tickets if is_ticket else self.contacts
-        state = store.get(event.key)
-        is_new = state is None
-        if is_new:
-            state = {"ids": [], "last": event.ts}
-        elif event.event_id in state["ids"]:
+        if is_ticket:
+            store, key = self.tickets, event.ticket_id  # type: ignore[attr-defined]
+        else:
+            store, key = self.contacts, event.contact_id  # type: ignore[attr-defined]
+        event_id, ts = event.event_id, event.ts
+        state = store.get(key)
+        if state is None:
+            state = {"ids": [event_id], "last": ts}
+            is_new = True
+        elif event_id in state["ids"]:
             return None
+        else:
+            state["ids"].append(event_id)
+            is_new = False
         out: list[F.Fact] = []
-        self._handlers[event.type](event, state, out)
-        state["ids"].append(event.event_id)
-        if event.ts > state["last"]:
-            state["last"] = event.ts
-        store[event.key] = state
-        if is_new or is_ticket:  # a ticket's expiry moves when it is created or resolved
-            self._index(is_ticket, event.key, state)
+        try:
+            self._handlers[event.type](event, state, out)
+        except Rejected:  # a conflict: its id stays, so that its duplicates are duplicates
+            store[key] = state
+            raise
+        if ts > state["last"]:
+            state["last"] = ts
+        store[key] = state
+        if is_new and not is_ticket:
+            self._expiry.add((ts + self.horizon_ms) // MINUTE_MS, (False, key))
+        elif is_ticket:  # a ticket's expiry moves when it is created or resolved
+            self._index(True, key, state)
         return out
-
-    def conflict(self, event: Event, state: State, what: str) -> Rejected:
-        """Remember the conflicting event id (so its duplicates are duplicates) and reject it."""
-        state["ids"].append(event.event_id)
-        store = self.tickets if event.ticket else self.contacts
-        store[event.key] = state
-        return Rejected("conflict", None, f"{what} of {event.key!r} was already counted")
 
     # -- contacts ----------------------------------------------------------------------------
 
     def _once(self, event: Event, state: State, slot: str, what: str) -> None:
         if slot in state:
-            raise self.conflict(event, state, what)
+            raise _conflict(event, what)
         state[slot] = 1
 
     def _contact_started(self, event: Event, state: State, out: list[F.Fact]) -> None:
@@ -101,7 +106,7 @@ class Tracker:
     def _queue_entered(self, event: Event, state: State, out: list[F.Fact]) -> None:
         number, visit = self._visit_state(state, event)
         if "e" in visit:
-            raise self.conflict(event, state, f"queue entry of visit {number}")
+            raise _conflict(event, f"queue entry of visit {number}")
         visit["e"] = event.ts
         key = F.visit_key(event.key, number)
         left = visit.get("l")
@@ -115,7 +120,7 @@ class Tracker:
     def _queue_left(self, event: Event, state: State, out: list[F.Fact]) -> None:
         number, visit = self._visit_state(state, event)
         if "l" in visit:
-            raise self.conflict(event, state, f"queue leave of visit {number}")
+            raise _conflict(event, f"queue leave of visit {number}")
         wait_s = event.wait_s
         wait_us: int | None = round(wait_s * 1_000_000) if wait_s is not None else None
         if wait_us is None and "e" in visit:
@@ -130,7 +135,7 @@ class Tracker:
 
     def _contact_ended(self, event: Event, state: State, out: list[F.Fact]) -> None:
         if "end" in state:
-            raise self.conflict(event, state, "the end")
+            raise _conflict(event, "the end")
         handled_by = event.handled_by
         handle_s = event.handle_s
         handle_us = round(handle_s * 1_000_000) if handle_s is not None else None
@@ -167,7 +172,7 @@ class Tracker:
 
     def _ticket_created(self, event: Event, state: State, out: list[F.Fact]) -> None:
         if "c" in state:
-            raise self.conflict(event, state, "the creation")
+            raise _conflict(event, "the creation")
         state["c"] = [event.ts, event.region, event.channel]
         resolved = state.get("r")
         out.append((F.TICKET_CREATED, event.region, event.channel, event.ts, event.key, resolved is None))
@@ -177,7 +182,7 @@ class Tracker:
 
     def _ticket_resolved(self, event: Event, state: State, out: list[F.Fact]) -> None:
         if "r" in state:
-            raise self.conflict(event, state, "the resolution")
+            raise _conflict(event, "the resolution")
         state["r"] = [event.ts, event.region, event.channel]
         created = state.get("c")
         if created is not None:
@@ -233,6 +238,10 @@ class Tracker:
             else:  # it changed since it was filed: file it again under its new expiry
                 self._index(is_ticket, key, state)
         return released
+
+
+def _conflict(event: Event, what: str) -> Rejected:
+    return Rejected("conflict", None, f"{what} of {event.key!r} was already counted")
 
 
 def _no_fact(event: Event, state: State, out: list[F.Fact]) -> None:
