@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Hashable, Iterator
 
 
 class MinuteIndex:
@@ -12,15 +11,15 @@ class MinuteIndex:
     __slots__ = ("cursor", "items")
 
     def __init__(self) -> None:
-        self.items: dict[int, list[tuple[Any, ...]]] = {}
+        self.items: dict[int, list[Hashable]] = {}
         self.cursor: int | None = None
 
-    def add(self, minute: int, item: tuple[Any, ...]) -> None:
+    def add(self, minute: int, item: Hashable) -> None:
         self.items.setdefault(minute, []).append(item)
         if self.cursor is None or minute < self.cursor:
             self.cursor = minute
 
-    def pop_before(self, minute: int) -> Iterator[tuple[Any, ...]]:
+    def pop_before(self, minute: int) -> Iterator[Hashable]:
         """Every item filed under a minute earlier than `minute`."""
         while self.cursor is not None and self.cursor < minute:
             yield from self.items.pop(self.cursor, ())

@@ -32,7 +32,8 @@ class Tracker:
         self.tickets = tickets
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
-        self._expiry = MinuteIndex()
+        self._contact_expiry = MinuteIndex()
+        self._ticket_expiry = MinuteIndex()
         self._handlers = {
             "contact.started": self._contact_started,
             "bot.started": _no_fact,
@@ -74,7 +75,7 @@ class Tracker:
             state["last"] = ts
         store[key] = state
         if is_new and not is_ticket:
-            self._expiry.add((ts + self.horizon_ms) // MINUTE_MS, (False, key))
+            self._contact_expiry.add((ts + self.horizon_ms) // MINUTE_MS, key)
         elif is_ticket:  # a ticket's expiry moves when it is created or resolved
             self._index(True, key, state)
         return out
@@ -201,7 +202,7 @@ class Tracker:
         return found
 
     def _ticket_keys(self) -> list[str]:
-        filed = (key for items in self._expiry.items.values() for is_ticket, key in items if is_ticket)
+        filed = (key for items in self._ticket_expiry.items.values() for key in items)
         return list(dict.fromkeys(filed))
 
     # -- release -----------------------------------------------------------------------------
@@ -212,13 +213,15 @@ class Tracker:
         return state["last"] + self.horizon_ms
 
     def _index(self, is_ticket: bool, key: str, state: State) -> None:
-        self._expiry.add(self._expires_at(is_ticket, state) // MINUTE_MS, (is_ticket, key))
+        index = self._ticket_expiry if is_ticket else self._contact_expiry
+        index.add(self._expires_at(is_ticket, state) // MINUTE_MS, key)
 
     def reindex(self, contacts: Iterable[tuple[str, State]] | None = None,
                 tickets: Iterable[tuple[str, State]] | None = None) -> None:
         """Rebuild the expiry index after state was restored from a changelog; the caller may pass
         only the entries this tracker owns (one partition of a shared table)."""
-        self._expiry = MinuteIndex()
+        self._contact_expiry = MinuteIndex()
+        self._ticket_expiry = MinuteIndex()
         for key, state in self.contacts.items() if contacts is None else contacts:
             self._index(False, key, state)
         for key, state in self.tickets.items() if tickets is None else tickets:
@@ -227,16 +230,17 @@ class Tracker:
     def release(self, watermark_ms: int) -> int:
         """Forget state that can no longer change: nothing older than the horizon can arrive."""
         released = 0
-        for is_ticket, key in self._expiry.pop_before(watermark_ms // MINUTE_MS):
-            store = self.tickets if is_ticket else self.contacts
-            state = store.get(key)
-            if state is None:
-                continue
-            if self._expires_at(is_ticket, state) < watermark_ms:
-                del store[key]
-                released += 1
-            else:  # it changed since it was filed: file it again under its new expiry
-                self._index(is_ticket, key, state)
+        for is_ticket, store, index in ((False, self.contacts, self._contact_expiry),
+                                        (True, self.tickets, self._ticket_expiry)):
+            for key in index.pop_before(watermark_ms // MINUTE_MS):
+                state = store.get(key)
+                if state is None:
+                    continue
+                if self._expires_at(is_ticket, state) < watermark_ms:
+                    del store[key]
+                    released += 1
+                else:  # it changed since it was filed: file it again under its new expiry
+                    self._index(is_ticket, key, state)
         return released
 
 
