@@ -5,8 +5,10 @@ hand in changelogged tables and `replay` plain dicts. Every event of a contact i
 contact id (tickets by ticket id), so one partition owns all state that an event touches.
 
 Contact state: ``{"ids": [...], "last": ts, "started": 1, "bot": 1, "survey": 1,
-"v": {"<visit>": {"e": entered ts, "l": [ts, reason, wait µs or None, region, channel]}},
-"end": [ts, region, channel, handled_by, handle µs or None], "h": [visit, handle µs]}``.
+"v": {"<visit>": [entered ts, left ts, reason, wait µs, region, channel]}`` (None where not yet known:
+the leave's fields until it arrives, the wait until both ends are known), ``"end": [ts, region,
+channel, handled_by, handle µs or None], "h": [visit, handle µs]}``. A visit is one flat list, not
+nested containers: every container is one more object for the cyclic garbage collector.
 Ticket state: ``{"ids": [...], "last": ts, "c": [ts, region, channel], "r": [ts, region, channel]}``.
 """
 
@@ -21,6 +23,8 @@ from streams.core.expiry import MinuteIndex
 from streams.core.timefmt import MINUTE_MS
 
 State = dict[str, Any]
+#: slots of a visit's list
+ENTERED, LEFT, REASON, WAIT, REGION, CHANNEL = range(6)
 
 
 class Tracker:
@@ -99,38 +103,34 @@ class Tracker:
         self._once(event, state, "survey", "the survey")
         out.append((F.SURVEY, event.region, event.channel, event.ts, event.csat, event.nps))
 
-    def _visit_state(self, state: State, event: Event) -> tuple[int, State]:
-        number = event.visit
-        visits = state.setdefault("v", {})
-        return number, visits.setdefault(str(number), {})
-
     def _queue_entered(self, event: Event, state: State, out: list[F.Fact]) -> None:
-        number, visit = self._visit_state(state, event)
-        if "e" in visit:
+        number = event.visit
+        visit = _visit_of(state, number)
+        if visit[ENTERED] is not None:
             raise _conflict(event, f"queue entry of visit {number}")
-        visit["e"] = event.ts
+        ts = visit[ENTERED] = event.ts
         key = F.visit_key(event.key, number)
-        left = visit.get("l")
-        out.append((F.OFFERED, event.region, event.channel, event.ts, key, left is None))
-        if left is not None and left[2] is None:
-            left[2] = max(0, left[0] - event.ts) * 1000
-            out.append((F.VISIT, left[3], left[4], left[0], key, left[1], left[2]))
-            if left[1] == "answered":
+        left = visit[LEFT]
+        out.append((F.OFFERED, event.region, event.channel, ts, key, left is None))
+        if left is not None and visit[WAIT] is None:
+            wait_us = visit[WAIT] = max(0, left - ts) * 1000
+            out.append((F.VISIT, visit[REGION], visit[CHANNEL], left, key, visit[REASON], wait_us))
+            if visit[REASON] == "answered":
                 self._pair_handle(state, out)
 
     def _queue_left(self, event: Event, state: State, out: list[F.Fact]) -> None:
-        number, visit = self._visit_state(state, event)
-        if "l" in visit:
+        number = event.visit
+        visit = _visit_of(state, number)
+        if visit[LEFT] is not None:
             raise _conflict(event, f"queue leave of visit {number}")
-        wait_s = event.wait_s
+        ts, wait_s, entered = event.ts, event.wait_s, visit[ENTERED]
         wait_us: int | None = round(wait_s * 1_000_000) if wait_s is not None else None
-        if wait_us is None and "e" in visit:
-            wait_us = max(0, event.ts - visit["e"]) * 1000
+        if wait_us is None and entered is not None:
+            wait_us = max(0, ts - entered) * 1000
         reason = event.reason
-        visit["l"] = [event.ts, reason, wait_us, event.region, event.channel]
+        visit[LEFT:] = ts, reason, wait_us, event.region, event.channel
         if wait_us is not None:
-            out.append((F.VISIT, event.region, event.channel, event.ts, F.visit_key(event.key, number),
-                        reason, wait_us))
+            out.append((F.VISIT, event.region, event.channel, ts, F.visit_key(event.key, number), reason, wait_us))
         if reason == "answered":
             self._pair_handle(state, out)
 
@@ -155,8 +155,8 @@ class Tracker:
         end = state.get("end")
         if end is None or end[3] != "agent" or end[4] is not None:
             return
-        answered = [(int(number), visit["l"][0]) for number, visit in state.get("v", {}).items()
-                    if visit.get("l") and visit["l"][1] == "answered"]
+        answered = [(int(number), visit[LEFT]) for number, visit in state.get("v", {}).items()
+                    if visit[REASON] == "answered"]
         if not answered:
             return
         number, left_ts = max(answered)
@@ -242,6 +242,17 @@ class Tracker:
                 else:  # it changed since it was filed: file it again under its new expiry
                     self._index(is_ticket, key, state)
         return released
+
+
+def _visit_of(state: State, number: int) -> list[Any]:
+    """The state of one queue visit, created empty on its first event."""
+    visits = state.get("v")
+    if visits is None:
+        visits = state["v"] = {}
+    visit = visits.get(name := str(number))
+    if visit is None:
+        visit = visits[name] = [None] * (CHANNEL + 1)
+    return visit
 
 
 def _conflict(event: Event, what: str) -> Rejected:
