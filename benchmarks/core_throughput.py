@@ -1,11 +1,13 @@
 """Core throughput and memory on a simulated day: JSON lines in, updated buckets out, one core.
 
-Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions RU-MOW,...] [--json FILE]
+Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions RU-MOW,...] [--split] [--json FILE]
 
 The events are generated first (not timed) and kept as raw JSON lines, as they would arrive
 from Kafka or a replay file; then each line goes through `Engine.process_raw` (decode,
-validate, deduplicate, track, aggregate). Memory is the traced size of the engine's state,
-sampled every simulated hour, so one can see whether released state keeps it flat.
+validate, deduplicate, track, aggregate). `--split` also times the three parts on their own
+(each fed the previous part's output, made beforehand), to see where the time goes. Memory is
+the traced size of the engine's state, sampled every simulated hour, so one can see whether
+released state keeps it flat.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tracemalloc
 
 from streams import config
 from streams.core.engine import Engine
+from streams.core.events import Rejected, decode
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
 from streams.tuning import tune_gc
@@ -47,6 +50,35 @@ def measure_throughput(lines: list[bytes]) -> dict[str, float]:
     records_s = time.perf_counter() - started
     return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed,
             "accepted": engine.results["accepted"], "records": len(records), "records_build_s": records_s}
+
+
+def measure_split(lines: list[bytes]) -> dict[str, float]:
+    """Microseconds per event of decode+validate, of the tracker and of the aggregator, apart."""
+    engine = Engine(config.load())
+    regions, clock, future_ms = engine.regions, engine.clock, engine.future_ms
+    started = time.perf_counter()
+    events = []
+    for line in lines:
+        try:
+            events.append(decode(line, regions, clock(), future_ms))
+        except Rejected:
+            continue
+    decoded = time.perf_counter()
+    facts = []
+    track = engine.tracker.process
+    for event in events:
+        try:
+            facts.extend(track(event) or ())
+        except Rejected:
+            continue
+    tracked = time.perf_counter()
+    apply = engine.aggregator.apply
+    for fact in facts:
+        apply(fact)
+    aggregated = time.perf_counter()
+    per_event = 1e6 / len(lines)
+    return {"decode_us": (decoded - started) * per_event, "tracker_us": (tracked - decoded) * per_event,
+            "aggregator_us": (aggregated - tracked) * per_event}
 
 
 def measure_memory(lines: list[bytes]) -> list[tuple[float, float]]:
@@ -78,6 +110,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--regions", default="", help="comma-separated region codes (default: all)")
     parser.add_argument("--skip-memory", action="store_true", help="only measure throughput")
+    parser.add_argument("--split", action="store_true", help="also time decode, tracker and aggregator apart")
     parser.add_argument("--json", help="also write the figures here as JSON")
     args = parser.parse_args()
     regions = tuple(code for code in args.regions.split(",") if code)
@@ -92,6 +125,9 @@ def main() -> int:
     print(f"core: {figures['events']:,} events in {figures['seconds']:.1f} s = "
           f"{figures['events_per_s']:,.0f} events/s on one core; "
           f"{figures['records']:,} records built in {figures['records_build_s']:.2f} s")
+    if args.split:
+        split = result["split_us_per_event"] = measure_split(lines)
+        print("per event: " + ", ".join(f"{name[:-3]} {us:.2f} us" for name, us in split.items()))
     if not args.skip_memory:
         print("measuring memory (traced, slower) ...", file=sys.stderr, flush=True)
         samples = measure_memory(lines)
