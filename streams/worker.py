@@ -7,7 +7,6 @@ partitions (and so the regions) between them.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from streams import config
@@ -28,22 +27,12 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
-    from faust import Worker
-
-    from streams.streaming.app import build_app
+    from streams.streaming.app import ServiceWorker, build_app
 
     worker = build_app(settings, web_port=args.web_port, datadir=args.datadir, store=args.store)
     tune_gc()
-    level = getattr(logging, args.loglevel.upper())
-
-    @worker.app.task
-    async def quiet_kafka_client() -> None:
-        """aiokafka logs per fetch at debug level: pin its logger to --loglevel so those records are
-        not even built when nobody asked for them."""
-        logging.getLogger("aiokafka").setLevel(level)
-
     port = args.web_port if args.web_port is not None else settings.worker.web_port
     print(f"ccpulse worker: consuming {settings.topics.name('events')} at {settings.kafka.bootstrap_servers}; "
           f"metrics on http://{settings.worker.web_bind}:{port}/metrics", flush=True)
-    Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    ServiceWorker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0

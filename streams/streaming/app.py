@@ -43,6 +43,15 @@ class Worker:
     exposition: Exposition
 
 
+class ServiceWorker(faust.Worker):
+    """Faust's worker without its terminal spinner. To spin on every log record, the spinner sets
+    the root logger to DEBUG, so every debug call in Faust and aiokafka (one per message sent)
+    builds a record that no handler prints; a service has no terminal to spin on."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
 def build_app(settings: Settings, *, web_port: int | None = None, datadir: str | None = None,
               store: str | None = None) -> Worker:
     topics = settings.topics
