@@ -1,8 +1,10 @@
 """Minute buckets and live state per (region, channel), fed by facts.
 
-Each fact is added to its minute bucket and to the bucket of its hour, so a `today` window of up to
-24 hours reads at most 24 hour buckets plus the minutes of the partial hour. Buckets older than the
-retention horizon are dropped as the watermark advances, which keeps memory flat.
+Each fact is added to its minute bucket only. A `today` window of up to 24 hours reads whole
+hours from hour buckets that are merged from their minutes when first read and kept until a fact
+lands in that hour again (late facts are rare), so the hot path does not pay for a second bucket.
+Buckets older than the retention horizon are dropped as the watermark advances, which keeps memory
+flat.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from streams.config import ChannelTargets
 from streams.core import facts as F
-from streams.core.buckets import INDEX, WAIT_BINS, Bucket, new_bucket
+from streams.core.buckets import INDEX, WAIT_BINS, Bucket, merge_into, new_bucket
 from streams.core.expiry import MinuteIndex
 from streams.core.histogram import bin_of
 from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
@@ -49,34 +51,47 @@ class PairState:
         #: where new buckets are filed for release (None: never released, as in the country rollup)
         self.expiry = expiry
         self.minutes: dict[int, Bucket] = {}
+        #: hour -> the merge of its minutes, made when read and dropped when one of them changes
         self.hours: dict[int, Bucket] = {}
         #: visit key -> entry time, for visits entered and not left
         self.waiting: dict[str, int] = {}
         #: ticket id -> creation time, for tickets created and not resolved
         self.tickets_open: dict[str, int] = {}
-        #: the minute last asked for and its buckets: most facts of a pair fall in the minute of its last
+        #: the minute last written and its bucket: most facts of a pair fall in the minute of its last
         self.minute: int | None = None
-        self.current: tuple[Bucket, Bucket] = ([], [])
+        self.current: Bucket = []
 
-    def buckets(self, ts: int) -> tuple[Bucket, Bucket]:
-        """The minute and hour buckets of a time, created (and filed for release) when new."""
+    def bucket(self, ts: int) -> Bucket:
+        """The minute bucket of a time for writing, created (and filed for release) when new; the
+        merged bucket of its hour, if one was made, is dropped."""
         minute = ts // MINUTE_MS
         if minute == self.minute:
             return self.current
+        if self.hours:
+            self.hours.pop(minute // _PER_HOUR, None)
         bucket = self.minutes.get(minute)
         if bucket is None:
             bucket = self.minutes[minute] = new_bucket()
             if self.expiry is not None:
-                self.expiry.add(minute, (self.key, minute, False))
-        hour = ts // HOUR_MS
-        hour_bucket = self.hours.get(hour)
-        if hour_bucket is None:
-            hour_bucket = self.hours[hour] = new_bucket()
-            if self.expiry is not None:
-                # an hour can go once its last minute has gone
-                self.expiry.add((hour + 1) * _PER_HOUR - 1, (self.key, hour, True))
-        self.minute, self.current = minute, (bucket, hour_bucket)
-        return self.current
+                self.expiry.add(minute, (self.key, minute))
+        self.minute, self.current = minute, bucket
+        return bucket
+
+    def hour_bucket(self, hour: int) -> Bucket | None:
+        """The merge of an hour's minute buckets (None when it has none), kept until one changes."""
+        merged = self.hours.get(hour)
+        if merged is None:
+            first = hour * _PER_HOUR
+            minutes = self.minutes
+            parts = [minutes[m] for m in range(first, first + _PER_HOUR) if m in minutes]
+            if not parts:
+                return None
+            merged = self.hours[hour] = new_bucket()
+            for part in parts:
+                merge_into(merged, part)
+            if self.minute is not None and self.minute // _PER_HOUR == hour:
+                self.minute = None  # so the next write to this hour drops the merge
+        return merged
 
 
 class Aggregator:
@@ -112,7 +127,7 @@ class Aggregator:
     def apply(self, fact: F.Fact) -> None:
         kind, region, channel, ts = fact[:4]
         pair = self.pairs.get((region, channel)) or self.pair(region, channel)
-        self._apply[kind](pair, fact, pair.buckets(ts))
+        self._apply[kind](pair, fact, pair.bucket(ts))
         if self.observer is not None:
             self.observer(fact)
         if self.changes is not None:
@@ -120,98 +135,86 @@ class Aggregator:
             if kind in LIVE_KINDS:
                 self.changes.add((fact[1], fact[2], LIVE))
 
-    # -- one method per fact kind; each adds to the minute and the hour bucket -----------------
+    # -- one method per fact kind; each adds to the fact's minute bucket ------------------------
 
-    def _contact(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
-        for bucket in buckets:
-            bucket[CONTACTS] += 1
+    def _contact(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
+        bucket[CONTACTS] += 1
 
-    def _offered(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
-        for bucket in buckets:
-            bucket[OFFERED] += 1
+    def _offered(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
+        bucket[OFFERED] += 1
         if fact[5]:
             pair.waiting[fact[4]] = fact[3]
             self._waiting_expiry.add(fact[3] // MINUTE_MS, (pair.key, fact[4], fact[3]))
 
-    def _visit(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _visit(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         channel, key, reason, wait_us = fact[2], fact[4], fact[5], fact[6]
         pair.waiting.pop(key, None)
         if reason == "answered":
-            within = wait_us <= self.sla_us[channel]
+            bucket[ANSWERED] += 1
+            bucket[WAIT_SUM] += wait_us
+            if wait_us > bucket[WAIT_MAX]:
+                bucket[WAIT_MAX] = wait_us
+            if wait_us <= self.sla_us[channel]:
+                bucket[WITHIN_SLA] += 1
+            bins = bucket[WAIT_BINS]
             wait_bin = bin_of(wait_us)
-            for bucket in buckets:
-                bucket[ANSWERED] += 1
-                bucket[WAIT_SUM] += wait_us
-                if wait_us > bucket[WAIT_MAX]:
-                    bucket[WAIT_MAX] = wait_us
-                if within:
-                    bucket[WITHIN_SLA] += 1
-                bins = bucket[WAIT_BINS]
-                bins[wait_bin] = bins.get(wait_bin, 0) + 1
+            bins[wait_bin] = bins.get(wait_bin, 0) + 1
         elif reason == "abandoned":
-            short = wait_us < self.short_abandon_us
-            for bucket in buckets:
-                bucket[ABANDONED] += 1
-                if short:
-                    bucket[SHORT] += 1
+            bucket[ABANDONED] += 1
+            if wait_us < self.short_abandon_us:
+                bucket[SHORT] += 1
 
-    def _ended(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _ended(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         resolved, handled_by, escalated, first_contact = fact[4:]
-        for bucket in buckets:
-            bucket[ENDED] += 1
-            if handled_by == "bot":
-                bucket[BOT_HANDLED] += 1
-            elif handled_by == "agent":
-                bucket[AGENT_HANDLED] += 1
-            if escalated:
-                bucket[ESCALATED] += 1
-            if resolved:
-                bucket[RESOLVED] += 1
-                if not escalated:
-                    bucket[FIRST_LINE] += 1
-                if first_contact is not None:
-                    bucket[FCR_KNOWN] += 1
-                    if first_contact:
-                        bucket[RFC] += 1
+        bucket[ENDED] += 1
+        if handled_by == "bot":
+            bucket[BOT_HANDLED] += 1
+        elif handled_by == "agent":
+            bucket[AGENT_HANDLED] += 1
+        if escalated:
+            bucket[ESCALATED] += 1
+        if resolved:
+            bucket[RESOLVED] += 1
+            if not escalated:
+                bucket[FIRST_LINE] += 1
+            if first_contact is not None:
+                bucket[FCR_KNOWN] += 1
+                if first_contact:
+                    bucket[RFC] += 1
 
-    def _handle(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _handle(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         handle_us, sign = fact[4], fact[5]
-        for bucket in buckets:
-            bucket[HANDLE_SUM] += sign * handle_us
-            bucket[HANDLE_COUNT] += sign
+        bucket[HANDLE_SUM] += sign * handle_us
+        bucket[HANDLE_COUNT] += sign
 
-    def _bot(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
-        outcome = BOT_OUTCOME[fact[4]]
-        for bucket in buckets:
-            bucket[BOT_SESSIONS] += 1
-            bucket[outcome] += 1
+    def _bot(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
+        bucket[BOT_SESSIONS] += 1
+        bucket[BOT_OUTCOME[fact[4]]] += 1
 
-    def _survey(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _survey(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         csat, nps = fact[4], fact[5]
-        for bucket in buckets:
-            if csat is not None:
-                bucket[CSAT_N] += 1
-                bucket[CSAT_SUM] += csat
-                if csat == 5:
-                    bucket[CSAT_5] += 1
-                if csat >= 4:
-                    bucket[CSAT_4PLUS] += 1
-            if nps is not None:
-                bucket[NPS_N] += 1
-                if nps >= 9:
-                    bucket[NPS_PRO] += 1
-                elif nps <= 6:
-                    bucket[NPS_DET] += 1
+        if csat is not None:
+            bucket[CSAT_N] += 1
+            bucket[CSAT_SUM] += csat
+            if csat == 5:
+                bucket[CSAT_5] += 1
+            if csat >= 4:
+                bucket[CSAT_4PLUS] += 1
+        if nps is not None:
+            bucket[NPS_N] += 1
+            if nps >= 9:
+                bucket[NPS_PRO] += 1
+            elif nps <= 6:
+                bucket[NPS_DET] += 1
 
-    def _ticket_created(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _ticket_created(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         _, _, _, ts, ticket_id, still_open = fact
-        for bucket in buckets:
-            bucket[T_CREATED] += 1
+        bucket[T_CREATED] += 1
         if still_open:
             pair.tickets_open[ticket_id] = ts
             self._ticket_expiry.add(ts // MINUTE_MS, (pair.key, ticket_id, ts))
 
-    def _ticket_resolved(self, pair: PairState, fact: F.Fact, buckets: tuple[Bucket, Bucket]) -> None:
+    def _ticket_resolved(self, pair: PairState, fact: F.Fact, bucket: Bucket) -> None:
         ticket_id, resolution_ms = fact[4], fact[5]
         if pair.tickets_open.pop(ticket_id, None) is None:
             for key, state in self.pairs.items():
@@ -219,12 +222,11 @@ class Aggregator:
                     if self.changes is not None:
                         self.changes.add((key[0], key[1], LIVE))
                     break
-        for bucket in buckets:
-            bucket[T_RESOLVED] += 1
-            if resolution_ms <= DAY_MS:
-                bucket[T_24H] += 1
-            if resolution_ms <= 3 * DAY_MS:
-                bucket[T_72H] += 1
+        bucket[T_RESOLVED] += 1
+        if resolution_ms <= DAY_MS:
+            bucket[T_24H] += 1
+        if resolution_ms <= 3 * DAY_MS:
+            bucket[T_72H] += 1
 
     def keep_open(self, region: str, channel: str, ticket_id: str, created_ms: int) -> None:
         """Restate that a ticket is still open (counts nothing): stage one repeats this for old open
@@ -243,10 +245,11 @@ class Aggregator:
         cutoff_minute = (watermark_ms - self.horizon_ms) // MINUTE_MS
         touched: set[tuple[str, str]] = set()
         pairs = self.pairs
-        for key, when, is_hour in self._bucket_expiry.pop_before(cutoff_minute):
+        for key, minute in self._bucket_expiry.pop_before(cutoff_minute):
             pair = pairs.get(key)
             if pair is not None:
-                (pair.hours if is_hour else pair.minutes).pop(when, None)
+                pair.minutes.pop(minute, None)
+                pair.hours.pop(minute // _PER_HOUR, None)
                 pair.minute = None
                 touched.add(key)
         for key, visit, entered in self._waiting_expiry.pop_before(cutoff_minute):
@@ -262,5 +265,5 @@ class Aggregator:
                 touched.add(key)
         for key in touched:
             pair = pairs[key]
-            if not (pair.minutes or pair.hours or pair.waiting or pair.tickets_open):
+            if not (pair.minutes or pair.waiting or pair.tickets_open):
                 del pairs[key]

@@ -44,7 +44,7 @@ def sum_range(pair: PairState, start_minute: int, end_minute: int) -> Bucket:
     else:
         spans = [(start_minute, first_full * per_hour), (last_full * per_hour, end_minute)]
         for hour in range(first_full, last_full):
-            bucket = pair.hours.get(hour)
+            bucket = pair.hour_bucket(hour)
             if bucket is not None:
                 merge_into(total, bucket)
     minutes = pair.minutes

@@ -17,10 +17,9 @@ from streams.config import Settings
 from streams.core.aggregator import LIVE, Aggregator
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, add_scaled
 from streams.core.records import ALL, build_records
-from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS
+from streams.core.timefmt import DAY_MS, MINUTE_MS
 
 _WAIT_MAX = INDEX["wait_max_us"]
-_PER_HOUR = HOUR_MS // MINUTE_MS
 
 
 def encode_bucket(region: str, channel: str, minute: int, bucket: Bucket, as_of: int) -> tuple[bytes, bytes]:
@@ -70,17 +69,11 @@ class CountryRollup:
         slot = self.parts.setdefault((channel, minute), {})
         old = slot.get(region)
         slot[region] = bucket
-        pair = self.aggregator.pair(ALL, channel)
-        minute_bucket, hour_bucket = pair.buckets(minute * MINUTE_MS)
-        hour = minute // _PER_HOUR
-        for target in (minute_bucket, hour_bucket):
-            add_scaled(target, bucket, 1)
-            if old is not None:
-                add_scaled(target, old, -1)
-        minute_bucket[_WAIT_MAX] = max(part[_WAIT_MAX] for part in slot.values())
-        first = hour * _PER_HOUR
-        hour_bucket[_WAIT_MAX] = max(pair.minutes[m][_WAIT_MAX] for m in range(first, first + _PER_HOUR)
-                                     if m in pair.minutes)
+        target = self.aggregator.pair(ALL, channel).bucket(minute * MINUTE_MS)
+        add_scaled(target, bucket, 1)
+        if old is not None:
+            add_scaled(target, old, -1)
+        target[_WAIT_MAX] = max(part[_WAIT_MAX] for part in slot.values())
 
     def _upsert_live(self, region: str, channel: str, waiting: list[int], tickets: list[int]) -> None:
         pair = self.aggregator.pair(ALL, channel)
