@@ -39,7 +39,7 @@ def generate(hours: float, seed: int, regions: tuple[str, ...]) -> list[bytes]:
 def measure_throughput(lines: list[bytes]) -> dict[str, float]:
     engine = Engine(config.load())
     gc.collect()
-    tune_gc()  # as `ccpulse replay` and `ccpulse worker` do
+    tune_gc(freeze_survivors=True)  # as `ccpulse replay` does
     started = time.perf_counter()
     process = engine.process_raw
     for line in lines:

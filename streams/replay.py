@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     as_of = _parse_as_of(args.as_of)
-    tune_gc()
+    tune_gc(freeze_survivors=True)
     progress = Progress(sys.stderr)
     with _open_dlq(args.dlq) as dlq:
         def write_dead_letter(raw: bytes, letter: Any) -> None:

@@ -46,8 +46,9 @@ def parse_rfc3339(text: str) -> int:
         base = _MINUTES.get(text[:17])
         if base is not None:
             within = _WITHIN_MINUTE.get(text[17:23])
-            if within is not None:
-                return base + within
+            if within is None:
+                within = _within_minute(text)
+            return base + within
         value = _parse(text)  # 24 characters ending in Z: when valid, always the form above
         if len(_MINUTES) >= _MINUTES_LIMIT:
             _MINUTES.clear()
@@ -55,6 +56,21 @@ def parse_rfc3339(text: str) -> int:
         _WITHIN_MINUTE[text[17:23]] = value % MINUTE_MS
         return value
     return _parse(text)
+
+
+def _within_minute(text: str) -> int:
+    """Milliseconds into the minute of a timestamp whose minute is known: "SS.mmm" read directly
+    when it is plain ASCII digits (the regex would take other digits too), else the full parse."""
+    seconds, millis = text[17:19], text[20:23]
+    if text[19] == "." and seconds.isascii() and millis.isascii() and seconds.isdigit() and millis.isdigit():
+        second = int(seconds)
+        if second > 60:
+            raise ValueError("time of day out of range")
+        within = min(second, 59) * 1000 + int(millis)
+    else:
+        within = _parse(text) % MINUTE_MS
+    _WITHIN_MINUTE[text[17:23]] = within
+    return within
 
 
 def _parse(text: str) -> int:
