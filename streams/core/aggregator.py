@@ -125,9 +125,11 @@ class Aggregator:
         return state
 
     def apply(self, fact: F.Fact) -> None:
-        kind, region, channel, ts = fact[:4]
-        pair = self.pairs.get((region, channel)) or self.pair(region, channel)
-        self._apply[kind](pair, fact, pair.bucket(ts))
+        kind, ts = fact[0], fact[3]
+        pair = self.pairs.get(fact[1:3]) or self.pair(fact[1], fact[2])
+        # the pair's current minute inline: most facts fall in it, and this runs for every fact
+        bucket = pair.current if ts // MINUTE_MS == pair.minute else pair.bucket(ts)
+        self._apply[kind](pair, fact, bucket)
         if self.observer is not None:
             self.observer(fact)
         if self.changes is not None:

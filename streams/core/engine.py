@@ -16,7 +16,7 @@ from streams.core.aggregator import Aggregator
 from streams.core.deadletter import dead_letter
 from streams.core.events import Event, Rejected, decode
 from streams.core.records import build_records
-from streams.core.timefmt import DAY_MS, MINUTE_MS, format_ms, now_ms
+from streams.core.timefmt import DAY_MS, MINUTE_MS, ProcessingClock, format_ms, now_ms
 from streams.core.tracker import Tracker
 from streams.regions import catalogue
 
@@ -71,6 +71,7 @@ class Engine:
         self.reject_late = reject_late
         self.dead_letters = dead_letters
         self.clock = clock
+        self.processing_clock = ProcessingClock(clock)
         self.accepted = self.duplicates = self.rejected = 0
         self.rejections: Counter[str] = Counter()
 
@@ -82,14 +83,14 @@ class Engine:
     def decode(self, raw: bytes) -> Event | None:
         """Validate one raw event; a rejection is counted and dead-lettered, and None returned."""
         try:
-            return decode(raw, self.regions, self.clock(), self.future_ms)
+            return decode(raw, self.regions, self.processing_clock, self.future_ms)
         except Rejected as rejection:
             self.reject(raw, rejection)
             return None
 
     def process_raw(self, raw: bytes) -> None:
         try:  # not through `self.decode`: one call less on the hot path
-            event = decode(raw, self.regions, self.clock(), self.future_ms)
+            event = decode(raw, self.regions, self.processing_clock, self.future_ms)
         except Rejected as rejection:
             self.reject(raw, rejection)
             return
@@ -98,7 +99,7 @@ class Engine:
     def process(self, event: Event, raw: bytes) -> None:
         watermark = self.watermark
         try:
-            if self.reject_late:
+            if event.ts < watermark.floor and self.reject_late:  # the cheaper test first: it is per event
                 watermark.check(event)
             facts = self.tracker.process(event)
         except Rejected as rejection:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 import orjson
 
-from streams.core.timefmt import MAX_EPOCH_MS, MIN_EPOCH_MS, parse_rfc3339
+from streams.core.timefmt import MAX_EPOCH_MS, MIN_EPOCH_MS, ProcessingClock, parse_rfc3339
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_ID_CHARS = 128
@@ -154,17 +154,17 @@ for _kind, _cls in EVENT_CLASSES.items():
 _DECODER = msgspec.json.Decoder(AnyEvent)
 
 
-def decode(raw: bytes, regions: Container[str], now_ms: int, future_tolerance_ms: int) -> Event:
-    """Validate one raw event; `now_ms` is the processing clock used for `future_timestamp`."""
+def decode(raw: bytes, regions: Container[str], clock: ProcessingClock, future_tolerance_ms: int) -> Event:
+    """Validate one raw event; `clock` is the processing clock used for `future_timestamp`."""
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejected("malformed", None, f"event is {len(raw)} bytes, larger than 64 KiB")
     event = _typed(raw, regions)
     if event is None:
         event = _checked(raw, regions)
     ts: int = event.ts  # type: ignore[assignment]
-    if ts > now_ms + future_tolerance_ms:
+    if ts > clock.ms + future_tolerance_ms and ts > clock.refresh() + future_tolerance_ms:
         raise Rejected("future_timestamp", "ts",
-                       f"ts is {(ts - now_ms) / 1000:.0f} s after the processing clock "
+                       f"ts is {(ts - clock.ms) / 1000:.0f} s after the processing clock "
                        f"(tolerance {future_tolerance_ms // 1000} s)")
     return event
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 MINUTE_MS = 60_000
@@ -106,3 +107,21 @@ def format_minute(epoch_ms: int) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class ProcessingClock:
+    """The wall clock for `future_timestamp`, read again only when an event seems ahead of it.
+
+    Events are nearly always behind the clock, and the clock moves forward, so a stale reading can
+    only raise a doubt, which a fresh reading settles; reading the clock for every event cost ~3 %
+    of the core's time."""
+
+    __slots__ = ("ms", "read")
+
+    def __init__(self, read: Callable[[], int] = now_ms) -> None:
+        self.read = read
+        self.ms = read()
+
+    def refresh(self) -> int:
+        self.ms = self.read()
+        return self.ms

@@ -26,7 +26,7 @@ from streams.core.deadletter import dead_letter
 from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED, Watermark
 from streams.core.events import TICKET_TYPES, Event, Rejected, decode
 from streams.core.facts import Fact
-from streams.core.timefmt import DAY_MS, now_ms
+from streams.core.timefmt import DAY_MS, ProcessingClock, now_ms
 from streams.core.tracker import Tracker
 from streams.regions import catalogue
 
@@ -124,6 +124,7 @@ class TrackingStage:
         self.regions = frozenset(catalogue(pipeline.regions))
         self.watermark = Watermark(self.horizon_ms)
         self.clock = clock
+        self.processing_clock = ProcessingClock(clock)
         self.trackers: dict[int, Tracker] = {}
         self._contacts = DeferredStore(contacts)
         self._tickets = DeferredStore(tickets)
@@ -144,34 +145,32 @@ class TrackingStage:
             self.trackers.pop(partition, None)
 
     def handle(self, raw: bytes, partition: int, offset: int) -> Outcome:
-        clock = self.clock()
         try:
-            event = decode(raw, self.regions, clock, self.future_ms)
+            event = decode(raw, self.regions, self.processing_clock, self.future_ms)
             self.watermark.check(event)
         except Rejected as rejection:
-            return _rejected(raw, rejection, clock)
+            return _rejected(raw, rejection, self.clock())
         tracker = self.tracker(partition)
         try:
-            return self._track(tracker, event, raw, partition, offset, clock)
+            return self._track(tracker, event, raw, partition, offset)
         finally:
             self._contacts.flush()
             self._tickets.flush()
 
-    def _track(self, tracker: Tracker, event: Event, raw: bytes, partition: int, offset: int,
-               clock: int) -> Outcome:
+    def _track(self, tracker: Tracker, event: Event, raw: bytes, partition: int, offset: int) -> Outcome:
         store = self._tickets if event.type in TICKET_TYPES else self._contacts
         try:
             facts = tracker.process(event)
         except Rejected as rejection:  # a conflict: its id is in the state now, so remember the letter
             self._remember(store[event.key], partition, offset, [event.event_id, None, rejection.detail])
-            return _rejected(raw, rejection, clock)
+            return _rejected(raw, rejection, self.clock())
         if facts is None:
             state = store.get(event.key)
             sent = state.get(SENT, {}).get(str(offset)) if state is not None else None
             if sent is None or sent[0] != event.event_id:
                 return Outcome(DUPLICATE)
             if sent[1] is None:  # redelivered conflict
-                return _rejected(raw, Rejected("conflict", None, sent[2]), clock)
+                return _rejected(raw, Rejected("conflict", None, sent[2]), self.clock())
             facts = [tuple(fact) for fact in sent[1]]
         elif facts:
             self._remember(store[event.key], partition, offset, [event.event_id, facts, None])
