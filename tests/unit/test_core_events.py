@@ -9,6 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from streams import config
+from streams.core.engine import Engine
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from oracle import ev, iso, line, ms, run_engine
 
@@ -230,6 +233,18 @@ def test_more_than_5_minutes_after_the_clock_is_future_timestamp() -> None:
     assert outcome(line(valid(ts=iso(NOW + tolerance, 3))))[0] == "accepted"
     assert_rejected(line(valid(ts=NOW + tolerance + 1)), "future_timestamp", "ts")
     assert_rejected(line(valid(ts=iso(NOW + 3_600_000, 12))), "future_timestamp", "ts")
+
+
+def test_the_clock_is_read_again_before_an_event_is_called_future() -> None:
+    """The engine keeps its last clock reading; an event ahead of that reading but not of the
+    clock now is accepted, one ahead of the clock now is still rejected."""
+    now = [NOW]
+    engine = Engine(config.load(env={}), clock=lambda: now[0])
+    engine.process_raw(line(valid(ts=NOW - 1_000)))
+    now[0] = NOW + 3_600_000  # an hour passes
+    engine.process_raw(line(valid(ts=NOW + 3_600_000, contact_id="c2", event_id="e2")))
+    engine.process_raw(line(valid(ts=NOW + 3_600_000 + 5 * 60_000 + 1, contact_id="c3", event_id="e3")))
+    assert (engine.accepted, dict(engine.rejections)) == (2, {"future_timestamp": 1})
 
 
 # -- dead letters ------------------------------------------------------------------------------------
