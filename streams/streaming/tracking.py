@@ -24,7 +24,7 @@ from kafka.partitioner.default import murmur2
 from streams.config import Settings
 from streams.core.deadletter import dead_letter
 from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED, Watermark
-from streams.core.events import TICKET_TYPES, Event, Rejected, decode
+from streams.core.events import Event, Rejected, decode
 from streams.core.facts import Fact
 from streams.core.timefmt import DAY_MS, ProcessingClock, now_ms
 from streams.core.tracker import Tracker
@@ -158,7 +158,7 @@ class TrackingStage:
             self._tickets.flush()
 
     def _track(self, tracker: Tracker, event: Event, raw: bytes, partition: int, offset: int) -> Outcome:
-        store = self._tickets if event.type in TICKET_TYPES else self._contacts
+        store = self._tickets if event.ticket else self._contacts
         try:
             facts = tracker.process(event)
         except Rejected as rejection:  # a conflict: its id is in the state now, so remember the letter
