@@ -7,13 +7,17 @@ than Faust models, which cost ~10x the JSON parse per event.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import NotReady
 from faust.types import TP
 from mode import CrashingSupervisor
 
@@ -28,9 +32,16 @@ from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
+Job = Callable[[], Awaitable[None]]
 
 #: after a publishing round of d seconds, wait this many times d before the next
 PUBLISH_PAUSE_FACTOR = 4.0
+#: stage one sends its batched facts once this many events are waiting, or after this long
+FACTS_BATCH_EVENTS = 500
+FACTS_BATCH_INTERVAL_S = 0.05
+#: the producer waits this long to fill a batch: a changelog write per event otherwise leaves as
+#: many small requests, and the worker spends its time sending them (benchmarks/README.md)
+PRODUCER_LINGER_MS = 30
 
 
 @dataclasses.dataclass
@@ -73,7 +84,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         topic_allow_declare=True,
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
         table_standby_replicas=worker.standby_replicas,
-        producer_linger_ms=5,
+        producer_linger_ms=PRODUCER_LINGER_MS,
         # An agent that raises has met a bug, not bad input (that is dead-lettered): restarting it
         # in place would resume from a stream in an unknown state, so the whole worker exits
         # non-zero and the process supervisor (systemd, Kubernetes) restarts it from the changelogs.
@@ -98,20 +109,51 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
     country: dict[str, Any] = {"rollup": CountryRollup(settings), "owned": False}
 
+    quiet_when_stopping = _quiet_when_stopping(app)
+
+    #: events handled whose facts wait in stage one's batch; acked once the batch is sent
+    unacked: list[faust.EventT] = []
+    batch_lock = asyncio.Lock()
+    acking: dict[str, faust.StreamT] = {}
+
+    @quiet_when_stopping
+    async def send_facts() -> None:
+        """Hand the batched facts to the producer, then ack the events they came from: Faust's
+        commit flushes the producer first, so a committed offset never passes facts never sent.
+        The lock keeps batches in order (stage two drops positions older than what it applied)."""
+        async with batch_lock:
+            messages, events = tracking.take_facts(), unacked[:]
+            unacked.clear()
+            for partition, value in messages:
+                await facts_topic.send(value=value, partition=partition)
+            for event in events:
+                await acking["stream"].ack(event)
+
     @app.agent(events_topic)
     async def track(stream: faust.StreamT) -> None:
-        """Stage one: validate, deduplicate and track contacts; facts go out keyed by region."""
-        async for event in stream.events():
+        """Stage one: validate, deduplicate and track contacts; facts go out in batches by region.
+
+        Events are iterated one by one (table writes need Faust's current event) but acked by
+        `send_facts`, after their facts have been sent."""
+        manual = acking["stream"] = stream.noack()
+        async for event in manual.events():
             message = event.message
             outcome = tracking.handle(event.value, message.partition, message.offset)
             exposition.event_result(outcome.result, outcome.reason)
             if outcome.dead_letter is not None:
                 await dlq_topic.send(key=message.key, value=outcome.dead_letter)
-            for key, value in outcome.messages:
-                await facts_topic.send(key=key, value=value)
             if outcome.event_ts is not None:
                 exposition.event_lag((now_ms() - outcome.event_ts) / 1000)
                 exposition.set_watermark(tracking.watermark.value)
+            unacked.append(event)
+            if len(unacked) >= FACTS_BATCH_EVENTS:
+                await send_facts()
+
+    @app.timer(interval=FACTS_BATCH_INTERVAL_S)
+    async def send_batched_facts() -> None:
+        """A batch waits at most this long when events come slowly."""
+        if unacked:
+            await send_facts()
 
     @app.agent(facts_topic)
     async def aggregate(stream: faust.StreamT) -> None:
@@ -131,10 +173,12 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     last_tick: dict[str, int | None] = {"watermark": None}
 
     @app.timer(interval=1.0)
+    @quiet_when_stopping
     async def tick() -> None:
         """Send the watermark to every facts partition, so every region sees time pass; tell stage
         one which events are committed (what they produced need not be kept for redelivery)."""
         tracking.commit(_committed(app, events_topic))
+        await send_facts()  # facts counted before this watermark reach stage two before it
         watermark = tracking.watermark.value
         if watermark is None or watermark == last_tick["watermark"]:
             return
@@ -144,14 +188,17 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             await facts_topic.send(value=value, partition=partition)
 
     @app.timer(interval=settings.pipeline.ticket_refresh_s)
+    @quiet_when_stopping
     async def restate_open_tickets() -> None:
         """Keep long-open tickets within the facts topic's retention (see TrackingStage)."""
+        await send_facts()
         for key, value in tracking.open_ticket_messages():
             await facts_topic.send(key=key, value=value)
 
     pacing = {"not_before": 0.0}
 
     @app.timer(interval=settings.pipeline.publish_interval_s)
+    @quiet_when_stopping
     async def publish() -> None:
         """Publish changed records (at most once per interval per key) and breach transitions.
 
@@ -206,6 +253,24 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         exposition.forget_regions(lost)
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
+
+
+def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
+    """A job caught sending while the worker stops ends quietly instead of crashing the worker.
+
+    Stopping, Faust stops the producer before it cancels timers and agents, so a send in flight
+    then fails with NotReady. Nothing is lost: unsent facts belong to unacked events, read again
+    at the next start; ticks and records are sent again by the next worker's timers."""
+    def decorate(job: Job) -> Job:
+        @functools.wraps(job)
+        async def run() -> None:
+            try:
+                await job()
+            except NotReady:
+                if not app.should_stop:
+                    raise
+        return run
+    return decorate
 
 
 def _committed(app: faust.App, topic: faust.TopicT) -> dict[int, int]:

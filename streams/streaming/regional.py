@@ -73,24 +73,28 @@ class RegionalStage:
         state.next_offset = offset + 1
         message = orjson.loads(raw)
         watermark = message.get("w")
-        facts = message.get("f")
-        if facts:
-            source_partition, source_offset, index = message["s"]
-            position = (source_offset, index)
-            if position <= state.applied.get(source_partition, (-1, -1)):
-                return  # stage one sent these facts again after a restart
-            state.applied[source_partition] = position
-            apply = state.aggregator.apply
-            for fact in facts:
-                apply(tuple(fact))
-                state.regions.add(fact[1])
-                if self.region_event is not None:
-                    self.region_event(fact[1], fact[3])
+        entries = message.get("e")
+        if entries:
+            self._apply(state, entries)
         for region, channel, ticket_id, created in message.get("o", ()):
             state.aggregator.keep_open(region, channel, ticket_id, created)
             state.regions.add(region)
         if watermark is not None:
             self._advance(watermark)
+
+    def _apply(self, state: RegionalPartition, entries: list[list[Any]]) -> None:
+        applied = state.applied
+        apply = state.aggregator.apply
+        for source_partition, source_offset, index, facts in entries:
+            position = (source_offset, index)
+            if position <= applied.get(source_partition, (-1, -1)):
+                continue  # stage one sent these facts again after a restart
+            applied[source_partition] = position
+            for fact in facts:
+                apply(tuple(fact))
+                state.regions.add(fact[1])
+                if self.region_event is not None:
+                    self.region_event(fact[1], fact[3])
 
     def _advance(self, watermark: int) -> None:
         previous = self.as_of

@@ -4,6 +4,12 @@ The state lives in the two changelogged tables handed in (contacts, tickets). Ea
 its own `Tracker` so that state released on a watermark advance is deleted while processing an
 event of the same partition, and the tombstone lands in that partition's changelog.
 
+Facts are gathered across events and taken (`take_facts`) as one message per facts partition:
+a message per event cost the worker more than all the arithmetic (a producer send here, a
+consumer delivery in stage two). Each entry keeps its source position, so stage two still drops
+what it has already applied, entry by entry; the caller acks an event only once the message with
+its facts is with the producer, so a commit never passes facts that were never sent.
+
 Redelivery: after a crash, events since the last offset commit come again, but their state
 write may have outlived the crash while their facts (or dead letter) did not — the local store
 and the changelog are written apart from the facts topic. So each contact's state also keeps
@@ -33,18 +39,21 @@ from streams.regions import catalogue
 
 @dataclasses.dataclass
 class Outcome:
-    """What one event produced: a result, fact messages keyed by region, maybe a dead letter."""
+    """What one event produced: a result, maybe a dead letter (its facts wait in the stage's batch)."""
 
     result: str
     reason: str | None = None
-    messages: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
     dead_letter: bytes | None = None
     event_ts: int | None = None
 
 
-def encode_facts(source: tuple[int, int, int], watermark: int | None, facts: list[Fact]) -> bytes:
-    """A `cc.facts` message: its source position (for idempotence), the watermark, the facts."""
-    return orjson.dumps({"s": source, "w": watermark, "f": facts})
+#: one batch entry: [source partition, source offset, index of the region within the event, facts]
+Entry = list[Any]
+
+
+def encode_facts(watermark: int | None, entries: list[Entry]) -> bytes:
+    """A `cc.facts` message: the watermark and entries of facts with their source positions."""
+    return orjson.dumps({"w": watermark, "e": entries})
 
 
 def encode_tick(watermark: int) -> bytes:
@@ -130,6 +139,10 @@ class TrackingStage:
         self._tickets = DeferredStore(tickets)
         #: events partition -> the offset below which everything is committed (see `SENT`)
         self.committed: dict[int, int] = {}
+        #: facts partition -> entries not yet taken, in the order their events were handled
+        self.batch: dict[int, list[Entry]] = {}
+        self.batched_events = 0
+        self._facts_partition: dict[str, int] = {}
 
     def tracker(self, partition: int) -> Tracker:
         """The partition's tracker; its expiry index is rebuilt from the tables on first use."""
@@ -172,16 +185,37 @@ class TrackingStage:
             if sent[1] is None:  # redelivered conflict
                 return _rejected(raw, Rejected("conflict", None, sent[2]), self.clock())
             facts = [tuple(fact) for fact in sent[1]]
-        elif facts:
+        else:  # also an event without facts: redelivered, it must move the watermark as it did
             self._remember(store[event.key], partition, offset, [event.event_id, facts, None])
         if self.watermark.advance(event.ts):
             tracker.release(self.watermark.value)
+        self._batch(partition, offset, facts)
+        return Outcome(ACCEPTED, event_ts=event.ts)
+
+    def _batch(self, partition: int, offset: int, facts: list[Fact]) -> None:
         by_region: dict[str, list[Fact]] = {}
         for fact in facts:
             by_region.setdefault(fact[1], []).append(fact)
-        messages = [(region.encode(), encode_facts((partition, offset, index), self.watermark.value, group))
-                    for index, (region, group) in enumerate(sorted(by_region.items()))]
-        return Outcome(ACCEPTED, messages=messages, event_ts=event.ts)
+        for index, (region, group) in enumerate(sorted(by_region.items())):
+            self.batch.setdefault(self.facts_partition(region), []).append([partition, offset, index, group])
+        if facts:
+            self.batched_events += 1
+
+    def facts_partition(self, region: str) -> int:
+        """Where the producer's partitioner would put the region's key; stage two is keyed by region."""
+        number = self._facts_partition.get(region)
+        if number is None:
+            number = self._facts_partition[region] = partition_of(region, self.partitions)
+        return number
+
+    def take_facts(self) -> list[tuple[int, bytes]]:
+        """One message per facts partition with everything batched since the last call, and the
+        watermark as it is now: stage two applies a message's entries before it moves its clock."""
+        messages = [(number, encode_facts(self.watermark.value, entries))
+                    for number, entries in sorted(self.batch.items())]
+        self.batch = {}
+        self.batched_events = 0
+        return messages
 
     def _remember(self, state: dict[str, Any], partition: int, offset: int, entry: list[Any]) -> None:
         """Keep what this offset produced until it is committed; drop what is committed already."""

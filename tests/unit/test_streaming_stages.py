@@ -3,7 +3,8 @@
 Events go through TrackingStage (as stage one would see them per partition), its fact messages
 through RegionalStage (per facts partition), and the rollup upserts through CountryRollup; the
 records published at the end must equal what the in-process engine computes from the same events.
-The Kafka-backed version of this is tests/integration/test_streaming*.py.
+Stage one's facts are taken in batches (at every tick here), as the worker sends them. The
+Kafka-backed version of this is tests/integration/test_streaming*.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
-from streams.streaming.tracking import TrackingStage, encode_tick, partition_of
+from streams.streaming.tracking import Outcome, TrackingStage, encode_tick, partition_of
 
 PARTITIONS = 4
 REGIONS = ("RU-MOW", "RU-KGD", "RU-KAM", "RU-CHE", "RU-SPE")
@@ -44,15 +45,19 @@ class Pipeline:
         self.published: dict[str, dict] = {}
         self.offsets = [0] * PARTITIONS
 
-    def send_event(self, key: bytes, value: bytes) -> None:
+    def send_event(self, key: bytes, value: bytes) -> Outcome:
         partition = partition_of(key.decode(), PARTITIONS)
         outcome = self.tracking.handle(value, partition, self.offsets[partition])
         self.offsets[partition] += 1
-        for region, message in outcome.messages:
-            self.facts[partition_of(region.decode(), PARTITIONS)].append(message)
+        return outcome
+
+    def send_facts(self) -> None:
+        for partition, message in self.tracking.take_facts():
+            self.facts[partition].append(message)
 
     def tick(self) -> None:
-        """What the 1 s timers do: watermark to every facts partition, then publish."""
+        """What the 1 s timers do: batched facts, watermark to every facts partition, then publish."""
+        self.send_facts()
         if self.tracking.watermark.value is not None:
             for log in self.facts:
                 log.append(encode_tick(self.tracking.watermark.value))
@@ -130,13 +135,45 @@ def test_shuffled_events_within_the_horizon_give_the_same_records() -> None:
     assert pipeline.published == engine_records(events)
 
 
-def test_fact_messages_carry_their_source_position() -> None:
-    _, value = simulated(seed=7)[0]
+def test_fact_messages_carry_the_source_position_of_each_entry() -> None:
+    events = simulated(seed=7)[:40]
     tracking = TrackingStage(config.load(env={}), {}, {}, PARTITIONS)
-    outcome = tracking.handle(value, 2, 41)
-    message = orjson.loads(outcome.messages[0][1])
-    assert message["s"] == [2, 41, 0]
-    assert message["w"] == tracking.watermark.value
+    for offset, (_, value) in enumerate(events):
+        tracking.handle(value, offset % 2, offset)
+    messages = tracking.take_facts()
+    assert tracking.take_facts() == []
+    entries = [(number, entry) for number, value in messages for entry in orjson.loads(value)["e"]]
+    assert {orjson.loads(value)["w"] for _, value in messages} == {tracking.watermark.value}
+    for number, (source, offset, _, facts) in entries:
+        assert source == offset % 2
+        assert {partition_of(fact[1], PARTITIONS) for fact in facts} == {number}
+    assert sorted(offset for _, (_, offset, _, _) in entries) == sorted({o for _, (_, o, _, _) in entries})
+    for number, value in messages:  # within a message, each source partition's entries keep their order
+        for source in (0, 1):
+            positions = [(e[1], e[2]) for e in orjson.loads(value)["e"] if e[0] == source]
+            assert positions == sorted(positions)
+
+
+def test_a_message_mixing_new_and_already_applied_entries_applies_only_the_new() -> None:
+    """After a restart, stage one's first batch can hold facts resent from before the crash
+    beside new ones; stage two must skip the first, entry by entry, and apply the rest."""
+    events = simulated(seed=9)
+    half = len(events) // 2
+    pipeline = Pipeline()
+    for key, value in events[:half]:
+        pipeline.send_event(key, value)
+    pipeline.tick()
+    resent = Pipeline()  # the same events handled again from the start, with the second half
+    resent.facts = pipeline.facts
+    resent.applied = pipeline.applied
+    resent.regional = pipeline.regional
+    resent.rollup = pipeline.rollup
+    resent.rollup_log = pipeline.rollup_log
+    resent.published = pipeline.published
+    for key, value in events:
+        resent.send_event(key, value)
+    resent.tick()
+    assert resent.published == engine_records(events)
 
 
 def test_long_open_tickets_survive_a_rebuild_from_the_facts_retention() -> None:
@@ -173,13 +210,15 @@ def test_events_redelivered_after_a_crash_send_again_what_their_facts_lost() -> 
     events = simulated(seed=8)[:500]
     first = TrackingStage(settings, contacts, tickets, 1)
     before = [first.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
-    assert any(outcome.messages for outcome in before)
+    sent = first.take_facts()
+    assert sent
     restarted = TrackingStage(settings, contacts, tickets, 1)  # same tables: the state survived
     again = [restarted.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
-    assert [o.messages for o in again] == [o.messages for o in before]
+    assert restarted.take_facts() == sent
+    assert restarted.watermark.value == first.watermark.value  # events without facts count too
     assert [o.dead_letter is None for o in again] == [o.dead_letter is None for o in before]
     elsewhere = restarted.handle(events[0][1], 0, len(events))  # the same event from another offset
-    assert (elsewhere.result, elsewhere.messages) == ("duplicate", [])
+    assert (elsewhere.result, restarted.take_facts()) == ("duplicate", [])
 
 
 def test_redelivery_entries_go_once_committed() -> None:
