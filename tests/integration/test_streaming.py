@@ -229,6 +229,28 @@ def test_crash_and_restart_gives_the_same_records(pipeline: Pipeline, tmp_path: 
     wait_for_records(pipeline, metrics, expected)
 
 
+def test_sigterm_in_a_backlog_stops_cleanly_and_a_restart_loses_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
+    """A rolling restart on a busy morning: SIGTERM while facts, ticks and records are in flight
+    must end the worker with exit 0 and no crash logged, and the restarted worker must finish
+    the stream with replay's records."""
+    events = shuffled_hour(seed=24)
+    expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
+    metrics = pipeline.reader("metrics")
+    worker = pipeline.worker("w1").start()
+    half = len(events) // 2
+    pipeline.send(pairs(events[:half]))
+    wait_until(metrics.poll, 60, "the first metric records")
+    pipeline.send(pairs(events[half:]))
+    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= half * 5 // 4 and n,
+                         60, "the worker inside the second half of the stream")
+    assert worker.stop() == 0, worker.log_tail()
+    assert handled < len(events), "the worker was not stopped in the middle of a backlog"
+    log = worker.log_path.read_text(errors="replace")
+    assert "Crashed" not in log and "Traceback" not in log, worker.log_tail()
+    worker.start()
+    wait_for_records(pipeline, metrics, expected)
+
+
 def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tmp_path: Path) -> None:
     events = shuffled_hour(seed=23)
     cuts = [len(events) * 2 // 5, len(events) * 4 // 5, len(events)]
