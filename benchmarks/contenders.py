@@ -1,4 +1,5 @@
-"""The others on the same pre-loaded events topic: the raw consume limit and the two peer apps.
+"""The others on the same pre-loaded events topic: the raw consume limit, Faust's own floor (an
+agent doing nothing, or one table write, per event) and the two peer apps.
 
 A peer's progress is its consumer group's committed offsets on the events topic (both peers
 commit every second), sampled every 0.5 s: timed from the first commit to the commit of the
@@ -17,7 +18,9 @@ from typing import Any
 
 from stack import REPO, Broker, Proc, follow_group
 
-PEERS = {"faust": ["faust_peer.py", "worker", "--loglevel", "warn"], "quix": ["quix_peer.py"]}
+PEERS = {"faust": ["faust_peer.py", "worker", "--loglevel", "warn"], "quix": ["quix_peer.py"],
+         "faust-noop": ["faust_floor.py", "noop", "worker", "--loglevel", "warn"],
+         "faust-table": ["faust_floor.py", "table", "worker", "--loglevel", "warn"]}
 
 
 def raw_limit(broker: Broker, topic: str, count: int) -> dict[str, Any]:

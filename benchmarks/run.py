@@ -3,11 +3,12 @@
 Usage: python benchmarks/run.py [--quick] [--out benchmarks/out] [--profile]
 
 Starts a broker with deploy/kafka.sh on a free port (stopped at the end, whatever happens), then:
-core throughput and state memory (benchmarks/core_throughput.py, in its own process); one and two workers end to end;
-the raw consume limit; the Faust and Quix Streams peers on the same events; freshness at a steady
-5,000 events/s; and writes OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a
-minute or two; figures are not meaningful, it checks the harness). `--profile` also runs one
-worker under cProfile and writes OUT/worker-profile.txt.
+core throughput and state memory (benchmarks/core_throughput.py, in its own process); one and two
+workers end to end; the raw consume limit; Faust's own floor (benchmarks/peers/faust_floor.py); the
+Faust and Quix Streams peers on the same events; freshness at a steady 5,000 events/s; and writes
+OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a minute or two; figures are
+not meaningful, it checks the harness). `--profile` also runs one worker under cProfile and writes
+OUT/worker-profile.txt.
 """
 
 from __future__ import annotations
@@ -146,6 +147,16 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     share = 100 * one["events_per_s"] / limit["events_per_s"]
     figure(figures, Figure("one worker as a share of the limit", share, "%", f"≥ {TARGETS['limit_share']:.0f} %",
                            share >= TARGETS["limit_share"]))
+
+    for name, label in (("faust-noop", "Faust agent doing nothing per event"),
+                        ("faust-table", "Faust agent writing one table key per event")):
+        say(f"Faust's floor: {label.lower()}, on the same topic ...")
+        result = contenders.peer(broker, name, one["topic"], count, logs, plan.peer_cap_s)
+        details[f"floor_{name}"] = result
+        figure(figures, Figure(f"limit: {label}", result["events_per_s"], "events/s",
+                               note=capped(result, plan.peer_cap_s)))
+        figure(figures, Figure(f"one worker as a share of the {label}", 100 * one["events_per_s"] /
+                               result["events_per_s"], "%"))
 
     for name, label, goal in (("faust", "Faust hopping tables", "vs_faust"), ("quix", "Quix Streams windows",
                                                                                "vs_quix")):
