@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 import orjson
-from faust.exceptions import NotReady
+from faust.exceptions import NotReady, ProducerSendError
 from faust.types import TP
 from mode import CrashingSupervisor
 
@@ -32,7 +32,7 @@ from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
-Job = Callable[[], Awaitable[None]]
+Job = Callable[..., Awaitable[None]]
 
 #: after a publishing round of d seconds, wait this many times d before the next
 PUBLISH_PAUSE_FACTOR = 4.0
@@ -130,6 +130,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                 await acking["stream"].ack(event)
 
     @app.agent(events_topic)
+    @quiet_when_stopping
     async def track(stream: faust.StreamT) -> None:
         """Stage one: validate, deduplicate and track contacts; facts go out in batches by region.
 
@@ -149,11 +150,18 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             if len(unacked) >= FACTS_BATCH_EVENTS:
                 await send_facts()
 
-    @app.timer(interval=FACTS_BATCH_INTERVAL_S)
+    @app.task
     async def send_batched_facts() -> None:
-        """A batch waits at most this long when events come slowly."""
-        if unacked:
-            await send_facts()
+        """A batch waits at most FACTS_BATCH_INTERVAL_S when events come slowly.
+
+        Not a timer, whose loop ends as soon as the worker starts stopping: Faust then waits for
+        every handled event to be acked before its last commit (and before a rebalance), so this
+        loop must go on acking until the worker cancels it, after the consumer has stopped. (Under
+        load a send also outlasts the interval, which a timer logs as a warning every time.)"""
+        while True:
+            await asyncio.sleep(FACTS_BATCH_INTERVAL_S)
+            if unacked:
+                await send_facts()
 
     @app.agent(facts_topic)
     async def aggregate(stream: faust.StreamT) -> None:
@@ -259,14 +267,15 @@ def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
     """A job caught sending while the worker stops ends quietly instead of crashing the worker.
 
     Stopping, Faust stops the producer before it cancels timers and agents, so a send in flight
-    then fails with NotReady. Nothing is lost: unsent facts belong to unacked events, read again
-    at the next start; ticks and records are sent again by the next worker's timers."""
+    then fails (NotReady, or ProducerSendError for a closed producer). Nothing is lost: unsent
+    facts belong to unacked events, read again at the next start; ticks and records are sent
+    again by the next worker's timers."""
     def decorate(job: Job) -> Job:
         @functools.wraps(job)
-        async def run() -> None:
+        async def run(*args: Any) -> None:
             try:
-                await job()
-            except NotReady:
+                await job(*args)
+            except (NotReady, ProducerSendError):
                 if not app.should_stop:
                     raise
         return run
