@@ -294,7 +294,10 @@ def _committed(app: faust.App, topic: faust.TopicT) -> dict[int, int]:
 def _caught_up(app: faust.App, topic: faust.TopicT, partition: int, next_offset: int) -> bool:
     """True once a partition rebuilt from its start has reached the end known to the consumer; not
     before the first fetch has told the consumer where that end is."""
-    highwater = app.consumer.highwater(TP(topic.get_topic_name(), partition))
+    tp = TP(topic.get_topic_name(), partition)
+    if tp not in app.consumer.assignment():
+        return False  # lost in a rebalance whose handler has not run yet (highwater would assert)
+    highwater = app.consumer.highwater(tp)
     return highwater is not None and next_offset >= highwater
 
 
