@@ -209,19 +209,27 @@ def test_streaming_equals_replay(pipeline: Pipeline, tmp_path: Path) -> None:
     wait_for_records(pipeline, metrics, expected)
 
 
+def worker_inside_a_backlog(pipeline: Pipeline, metrics: TopicReader, events: list[Event], first: int,
+                            last: int) -> tuple[Worker, float]:
+    """A worker given `events[:first]` and, once it has published, `events[first:last]` at once;
+    returned as soon as it is a quarter of `first` into that backlog, with the events it had handled."""
+    worker = pipeline.worker("w1").start()
+    pipeline.send(pairs(events[:first]))
+    wait_until(metrics.poll, 60, "the first metric records")
+    pipeline.send(pairs(events[first:last]))
+    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= first * 5 // 4 and n,
+                         60, "the worker inside the backlog")
+    return worker, handled
+
+
 def test_crash_and_restart_gives_the_same_records(pipeline: Pipeline, tmp_path: Path) -> None:
     """SIGKILL while the worker is busy with a backlog: whatever the crash cut (state written but
     not its facts, facts but not the offset commit), the final records equal replay's."""
     events = shuffled_hour(seed=22)
     expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
     metrics = pipeline.reader("metrics")
-    worker = pipeline.worker("w1").start()
     third = len(events) // 3
-    pipeline.send(pairs(events[:third]))
-    wait_until(metrics.poll, 60, "the first metric records")
-    pipeline.send(pairs(events[third:2 * third]))
-    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= third * 5 // 4 and n,
-                         60, "the worker inside the second third of the stream")
+    worker, handled = worker_inside_a_backlog(pipeline, metrics, events, third, 2 * third)
     worker.kill()
     assert handled < 2 * third, "the worker was not killed in the middle of a backlog"
     pipeline.send(pairs(events[2 * third:]))
@@ -236,13 +244,7 @@ def test_sigterm_in_a_backlog_stops_cleanly_and_a_restart_loses_nothing(pipeline
     events = shuffled_hour(seed=24)
     expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
     metrics = pipeline.reader("metrics")
-    worker = pipeline.worker("w1").start()
-    half = len(events) // 2
-    pipeline.send(pairs(events[:half]))
-    wait_until(metrics.poll, 60, "the first metric records")
-    pipeline.send(pairs(events[half:]))
-    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= half * 5 // 4 and n,
-                         60, "the worker inside the second half of the stream")
+    worker, handled = worker_inside_a_backlog(pipeline, metrics, events, len(events) // 2, len(events))
     assert worker.stop() == 0, worker.log_tail()
     assert handled < len(events), "the worker was not stopped in the middle of a backlog"
     log = worker.log_path.read_text(errors="replace")
