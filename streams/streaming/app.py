@@ -132,7 +132,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     @app.agent(events_topic)
     @quiet_when_stopping
     async def track(stream: faust.StreamT) -> None:
-        """Stage one: validate, deduplicate and track contacts; facts go out in batches by region.
+        """Stage one: validate, deduplicate and track contacts; facts go out batched per facts partition.
 
         Events are iterated one by one (table writes need Faust's current event) but acked by
         `send_facts`, after their facts have been sent."""
