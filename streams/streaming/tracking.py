@@ -141,7 +141,6 @@ class TrackingStage:
         self.committed: dict[int, int] = {}
         #: facts partition -> entries not yet taken, in the order their events were handled
         self.batch: dict[int, list[Entry]] = {}
-        self.batched_events = 0
         self._facts_partition: dict[str, int] = {}
 
     def tracker(self, partition: int) -> Tracker:
@@ -198,8 +197,6 @@ class TrackingStage:
             by_region.setdefault(fact[1], []).append(fact)
         for index, (region, group) in enumerate(sorted(by_region.items())):
             self.batch.setdefault(self.facts_partition(region), []).append([partition, offset, index, group])
-        if facts:
-            self.batched_events += 1
 
     def facts_partition(self, region: str) -> int:
         """Where the producer's partitioner would put the region's key; stage two is keyed by region."""
@@ -214,7 +211,6 @@ class TrackingStage:
         messages = [(number, encode_facts(self.watermark.value, entries))
                     for number, entries in sorted(self.batch.items())]
         self.batch = {}
-        self.batched_events = 0
         return messages
 
     def _remember(self, state: dict[str, Any], partition: int, offset: int, entry: list[Any]) -> None:

@@ -19,7 +19,7 @@ from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
-from streams.streaming.tracking import Outcome, TrackingStage, encode_tick, partition_of
+from streams.streaming.tracking import TrackingStage, encode_tick, partition_of
 
 PARTITIONS = 4
 REGIONS = ("RU-MOW", "RU-KGD", "RU-KAM", "RU-CHE", "RU-SPE")
@@ -45,11 +45,10 @@ class Pipeline:
         self.published: dict[str, dict] = {}
         self.offsets = [0] * PARTITIONS
 
-    def send_event(self, key: bytes, value: bytes) -> Outcome:
+    def send_event(self, key: bytes, value: bytes) -> None:
         partition = partition_of(key.decode(), PARTITIONS)
-        outcome = self.tracking.handle(value, partition, self.offsets[partition])
+        self.tracking.handle(value, partition, self.offsets[partition])
         self.offsets[partition] += 1
-        return outcome
 
     def send_facts(self) -> None:
         for partition, message in self.tracking.take_facts():
