@@ -2,7 +2,7 @@
 
 It mirrors the Prometheus section of the spec (``metrics.md``, output contract v1); keep the two in
 step. The extras are series that other components export: the Faust Prometheus sensor (app name
-``ccpulse``), Prometheus' own ``up``, and ``ALERTS`` from the alert rules.
+``ccpulse``), Prometheus' own ``up``, ``ALERTS`` from the alert rules, and ccpulse's own additions.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ PIPELINE: tuple[str, ...] = (
     "ccpulse_watermark_timestamp_seconds",
 )
 
-#: Not in metrics.md: exported by the Faust sensor, by Prometheus itself and by the alert rules.
+#: Not in metrics.md: ccpulse's own additions (streams/exposition.py), and series exported by the Faust
+#: sensor, by Prometheus itself and by the alert rules.
 EXTRAS: tuple[str, ...] = (
+    "ccpulse_stalled_partitions",
     "ccpulse_topic_partition_end_offset",
     "ccpulse_topic_partition_offset_commited",  # sic: Faust's spelling
     "up",

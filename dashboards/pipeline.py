@@ -1,7 +1,7 @@
 """Pipeline health: is the pipeline keeping up, and is what it drops expected?
 
 Events by result and rejection reason, event lag, watermark age, Kafka consumer lag (from Faust's
-Prometheus sensor) and the workers Prometheus can scrape.
+Prometheus sensor), partitions a worker is not reading, and the workers Prometheus can scrape.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ WATERMARK_AGE = "time() - max(ccpulse_watermark_timestamp_seconds)"
 CONSUMER_LAG = ("sum by (topic) (ccpulse_topic_partition_end_offset "
                 "- on (topic, partition, instance) ccpulse_topic_partition_offset_commited)")
 UP = 'up{job="ccpulse"}'
+STALLED = "ccpulse_stalled_partitions"
 #: Data older than a minute is late for a NOC; five minutes means the pipeline has stalled.
 AGE_STEPS = th.lower_better(60, 300)
 
@@ -82,6 +83,9 @@ def consumers() -> list[Panel]:
                    "none", [target(CONSUMER_LAG, "{{topic}}")]),
         timeseries("Workers up", "1 while Prometheus scrapes the worker, 0 when it cannot.", "none",
                    [target(UP, "{{instance}}")], value_range=(0.0, 1.0)),
+        timeseries("Partitions not read", "Assigned partitions with messages waiting and none handled for 30 s, "
+                   "by worker; the worker seeks them back, and pages after 2 minutes.", "none",
+                   [target(STALLED, "{{instance}}")], (24, 6), steps=th.lower_better(1, 1)),
     ]
 
 

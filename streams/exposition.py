@@ -9,6 +9,8 @@ Additions to the spec's list, needed by the rules and alerts:
 
 - `ccpulse_contacts_first_line_total`: contacts ended resolved and not escalated (numerator of first-line rate).
 - `ccpulse_region_last_event_timestamp_seconds{region}`: newest event time of a region ("region stopped sending").
+- `ccpulse_stalled_partitions`: assigned partitions with messages waiting and none handled for 30 s (see
+  streams/streaming/watchdog.py): regions of a partition nobody reads leave no series to alert on.
 
 Limits that follow from Prometheus counters only going up:
 
@@ -206,6 +208,9 @@ class Exposition:
         self._watermark = Gauge("ccpulse_watermark_timestamp_seconds",
                                 "Largest event time accepted so far (0 before the first event).",
                                 registry=self.registry)
+        self._stalled = Gauge("ccpulse_stalled_partitions",
+                              "Assigned partitions with messages waiting and none handled for a while (addition "
+                              "to the spec).", registry=self.registry)
         self.last_event = Gauge("ccpulse_region_last_event_timestamp_seconds",
                                 "Largest event time seen of the region (addition to the spec).", ("region",),
                                 registry=self.registry)
@@ -298,6 +303,9 @@ class Exposition:
 
     def set_watermark(self, ts_ms: int) -> None:
         self._watermark.set(ts_ms / 1000)
+
+    def set_stalled_partitions(self, count: int) -> None:
+        self._stalled.set(count)
 
     def region_event(self, region: str, ts_ms: int) -> None:
         """Raise the region's last-event time to `ts_ms` if it is newer."""

@@ -217,6 +217,15 @@ def _pipeline_alerts(settings: Settings, options: RuleOptions, build: _Builder) 
                          "events arrive; it is {{ $value | humanizeDuration }} behind the wall clock. "
                          "Region {{ $labels.region }}, channel {{ $labels.channel }}.")),
         build.alert(
+            "CcpulsePartitionsStalled",
+            "ccpulse_stalled_partitions > 0",
+            for_="2m", severity="page", region=ALL, **pipeline,
+            summary="Worker {{ $labels.instance }} is not reading some of its partitions",
+            description=("Worker {{ $labels.instance }} has had {{ $value }} assigned partition(s) with messages "
+                         "waiting and none handled for 2m, although it seeks them back every few seconds; the "
+                         "regions of those partitions are not updating (its log names the partitions; restart "
+                         "the worker). Region {{ $labels.region }}, channel {{ $labels.channel }}.")),
+        build.alert(
             "CcpulseDeadLetterRateHigh",
             (f'sum(increase(ccpulse_events_total{{result="rejected"}}[10m])) / {events} '
              f"> {options.dead_letter_ratio:g}\n"

@@ -30,6 +30,7 @@ from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
 from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage, encode_tick
+from streams.streaming.watchdog import PartitionGuard
 
 log = logging.getLogger(__name__)
 Job = Callable[..., Awaitable[None]]
@@ -42,6 +43,9 @@ FACTS_BATCH_INTERVAL_S = 0.05
 #: the producer waits this long to fill a batch: a changelog write per event otherwise leaves as
 #: many small requests, and the worker spends its time sending them (benchmarks/README.md)
 PRODUCER_LINGER_MS = 30
+#: how often the partition guard looks for partitions to rewind, and for stalled ones (see watchdog)
+REWIND_CHECK_INTERVAL_S = 1.0
+STALL_CHECK_INTERVAL_S = 5.0
 
 
 @dataclasses.dataclass
@@ -233,6 +237,16 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         finished = time.monotonic()
         pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
 
+    def handled() -> dict[str, dict[int, int]]:
+        """The next offset each agent will handle, by topic and partition (events: as committed)."""
+        return {events_topic.get_topic_name(): _committed(app, events_topic),
+                facts_topic.get_topic_name(): {n: state.next_offset for n, state in regional.partitions.items()},
+                rollup_topic.get_topic_name(): {0: country["rollup"].next_offset}}
+
+    guard = PartitionGuard(app, handled, exposition.set_stalled_partitions)
+    app.timer(interval=REWIND_CHECK_INTERVAL_S)(quiet_when_stopping(guard.rewind_pending))
+    app.timer(interval=STALL_CHECK_INTERVAL_S)(quiet_when_stopping(guard.check))
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         """Stage one's expiry index is rebuilt from its table on next use."""
@@ -246,7 +260,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         position for those it gets back, so state is dropped only for partitions really lost. A
         partition new to the assignment has no position and no committed offset (acks are off), so
         the consumer starts it at the earliest offset and its state is rebuilt from there. Lost
-        partitions' series leave /metrics here, before the new owner has rebuilt and serves them."""
+        partitions' series leave /metrics here, before the new owner has rebuilt and serves them.
+        Faust drops what it fetched while the rebalance suspended the streams and seeks back to
+        committed offsets only, so these uncommitted partitions are rewound to what their stage has
+        handled once the rebalance is over (PartitionGuard)."""
         facts_name, rollup_name = facts_topic.get_topic_name(), rollup_topic.get_topic_name()
         owned = {tp.partition for tp in assigned if tp.topic == facts_name}
         lost = regional.revoke([number for number in list(regional.partitions) if number not in owned])
@@ -259,6 +276,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             country["rollup"] = CountryRollup(settings)
             country["owned"] = owns_rollup
         exposition.forget_regions(lost)
+        guard.rewind({tp for tp in assigned if tp.topic in (facts_name, rollup_name)})
 
     return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
 

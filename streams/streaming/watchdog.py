@@ -1,0 +1,141 @@
+"""Partitions that are assigned, have messages waiting, and are not being read.
+
+After a rebalance Faust can leave a newly assigned partition unfetched (faust-streaming #629): the
+worker reports ready, and the regions of that partition silently stop (or never start) updating.
+No consumer-lag series shows it for the facts topic (never committed), and a region whose series
+never appear cannot trip a "region silent" rule. So the worker watches its own progress: a
+partition whose end offset is past what the agent has handled, and whose handled position has
+not moved for `stall_after_s`, is stalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, TypeVar
+
+import faust
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+Partition = TypeVar("Partition")
+#: a partition with messages waiting whose handled position has not moved for this long is stalled
+STALL_AFTER_S = 30.0
+
+
+class StallWatch(Generic[Partition]):
+    """Remembers since when each partition's handled position has stood still with messages waiting."""
+
+    def __init__(self, stall_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_after_s = stall_after_s
+        self.clock = clock
+        #: partition -> (handled position, when it was first seen there with messages waiting)
+        self._standing: dict[Partition, tuple[int, float]] = {}
+
+    def observe(self, positions: Mapping[Partition, int], ends: Mapping[Partition, int]) -> list[Partition]:
+        """The partitions stalled now, given the next offset to be handled of each assigned partition
+        (where reading starts, if nothing has been handled yet) and their end offsets."""
+        now = self.clock()
+        standing: dict[Partition, tuple[int, float]] = {}
+        stalled = []
+        for partition, end in ends.items():
+            position = positions.get(partition, end)
+            if position >= end:
+                continue  # nothing waiting
+            before = self._standing.get(partition)
+            since = before[1] if before is not None and before[0] == position else now
+            standing[partition] = (position, since)
+            if now - since >= self.stall_after_s:
+                stalled.append(partition)
+        self._standing = standing
+        return stalled
+
+    def reset(self) -> None:
+        """Forget every position: a rebalance pauses partitions on purpose while tables are restored."""
+        self._standing = {}
+
+
+class PartitionGuard:
+    """Keeps every assigned partition read, around Faust's rebalances.
+
+    Two ways a partition goes unread, both seen in scale-out and scale-in tests: Faust drops what
+    the consumer fetched while a rebalance suspended the streams and then seeks back to committed
+    offsets only, so a partition nobody commits (facts, rollup: their stages rebuild from the
+    start) skips what was dropped, or all of it; and partitions can stop being fetched (upstream
+    faust-streaming #629). So once a rebalance is over, the partitions named by `rewind` are sought
+    back to what their agent has handled (the stages drop what they have already applied), and
+    every few seconds a partition stalled in the sense of `StallWatch` is counted, logged and
+    sought back the same way."""
+
+    def __init__(self, app: faust.App, handled: Callable[[], Mapping[str, Mapping[int, int]]],
+                 report: Callable[[int], None], stall_after_s: float = STALL_AFTER_S) -> None:
+        self.app = app
+        #: topic -> partition -> the next offset its agent will handle
+        self.handled = handled
+        self.report = report
+        self.watch: StallWatch[TP] = StallWatch(stall_after_s)
+        self._rewind: set[TP] = set()
+
+    def rewind(self, partitions: Iterable[TP]) -> None:
+        """Seek these back to what their agent handled once the rebalance in progress is over."""
+        self._rewind = set(partitions)
+
+    async def rewind_pending(self) -> None:
+        if self.app.rebalancing or not self._rewind:
+            return
+        partitions, self._rewind = self._rewind & self.app.consumer.assignment(), set()
+        await self._seek(await self._positions(partitions))
+
+    async def check(self) -> None:
+        """Count, log and seek back the assigned partitions stalled now."""
+        app = self.app
+        if app.rebalancing or app.in_recovery:
+            self.watch.reset()  # partitions are paused on purpose while tables are restored
+            return
+        handled = self.handled()
+        assigned = {tp for tp in app.consumer.assignment() if tp.topic in handled}
+        if not assigned:
+            self.report(0)
+            return
+        positions = await self._positions(assigned)
+        ends = await app.consumer.highwaters(*assigned)
+        stalled = self.watch.observe(positions, ends)
+        self.report(len(stalled))
+        for tp in stalled:
+            log.warning("partition %s/%d: %d messages waiting, none handled for %.0f s (%s); seeking back to "
+                        "offset %d", tp.topic, tp.partition, ends[tp] - positions[tp], self.watch.stall_after_s,
+                        _fetch_state(app, tp), positions[tp])
+        await self._seek({tp: positions[tp] for tp in stalled})
+
+    async def _seek(self, positions: Mapping[TP, int]) -> None:
+        """Seek in the consumer's own thread (aiokafka is not thread-safe: a seek from outside races the
+        fetcher), and wait until the consumer knows the new positions."""
+        if positions:
+            await self.app.consumer.seek_wait(positions)
+
+    async def _positions(self, partitions: set[TP]) -> dict[TP, int]:
+        """The next offset to handle: what the agent handled, but not before the partition's first offset."""
+        if not partitions:
+            return {}
+        handled = self.handled()
+        starts = await self.app.consumer.earliest_offsets(*partitions)
+        return {tp: max(handled.get(tp.topic, {}).get(tp.partition, 0), starts.get(tp) or 0) for tp in partitions}
+
+
+def _fetch_state(app: faust.App, tp: TP) -> str:
+    """What Faust and aiokafka think of a partition, for the stall warning (internals, so each may be missing)."""
+    consumer = app.consumer
+    facts = [f"active={tp in (getattr(consumer, '_active_partitions', None) or ())}",
+             f"paused={tp in getattr(consumer, '_paused_partitions', ())}",
+             f"buffered={tp in getattr(consumer, '_buffered_partitions', ())}"]
+    client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    if client is not None:
+        try:
+            state = client._subscription.subscription.assignment.state_value(tp)
+            position = state.position if state.has_valid_position else None
+            facts += [f"client_paused={state.paused}", f"position={position}", f"awaiting_reset={state.awaiting_reset}",
+                      f"highwater={state.highwater}", f"last_fetch={state.timestamp}"]
+        except Exception as exc:  # a diagnostic must not break the check
+            facts.append(f"client state unknown ({exc!r})")
+    return ", ".join(facts)
