@@ -10,6 +10,7 @@ not moved for `stall_after_s`, is stalled.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 Partition = TypeVar("Partition")
 #: a partition with messages waiting whose handled position has not moved for this long is stalled
 STALL_AFTER_S = 30.0
+POSITION_TIMEOUT_S = 2.0
 
 
 class StallWatch(Generic[Partition]):
@@ -85,7 +87,13 @@ class PartitionGuard:
         if self.app.rebalancing or not self._rewind:
             return
         partitions, self._rewind = self._rewind & self.app.consumer.assignment(), set()
-        await self._seek(await self._positions(partitions))
+        positions = await self._positions(partitions)
+        for tp, position in sorted(positions.items()):
+            fetched = await self._fetch_position(tp)
+            if fetched is not None and fetched > position:  # dropped in the rebalance, or still on their way
+                log.info("partition %s/%d: fetched up to offset %d, handled up to %d; reading again from there",
+                         tp.topic, tp.partition, fetched, position)
+        await self._seek(positions)
 
     async def check(self) -> None:
         """Count, log and seek back the assigned partitions stalled now."""
@@ -113,6 +121,13 @@ class PartitionGuard:
         fetcher), and wait until the consumer knows the new positions."""
         if positions:
             await self.app.consumer.seek_wait(positions)
+
+    async def _fetch_position(self, tp: TP) -> int | None:
+        """Where the consumer will fetch next; None while it does not know (it waits for a reset then)."""
+        try:
+            return await asyncio.wait_for(self.app.consumer.position(tp), POSITION_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return None
 
     async def _positions(self, partitions: set[TP]) -> dict[TP, int]:
         """The next offset to handle: what the agent handled, but not before the partition's first offset."""
