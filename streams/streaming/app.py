@@ -244,7 +244,12 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                 rollup_topic.get_topic_name(): {0: country["rollup"].next_offset}}
 
     guard = PartitionGuard(app, handled, exposition.set_stalled_partitions)
-    app.timer(interval=REWIND_CHECK_INTERVAL_S)(quiet_when_stopping(guard.rewind_pending))
+
+    @app.task
+    @quiet_when_stopping
+    async def rewind_after_rebalance() -> None:
+        await guard.keep_rewinding(REWIND_CHECK_INTERVAL_S)
+
     app.timer(interval=STALL_CHECK_INTERVAL_S)(quiet_when_stopping(guard.check))
 
     @app.on_partitions_revoked.connect

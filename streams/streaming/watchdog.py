@@ -83,13 +83,22 @@ class PartitionGuard:
         """Seek these back to what their agent handled once the rebalance in progress is over."""
         self._rewind = set(partitions)
 
+    async def keep_rewinding(self, interval_s: float) -> None:
+        """For the worker's life, rewind once each rebalance is over. A loop rather than a timer: each call
+        into the consumer's thread can wait for a fetch of up to a second, so a round can outlast the
+        interval, which a timer reports as a warning every time."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.rewind_pending()
+
     async def rewind_pending(self) -> None:
         if self.app.rebalancing or not self._rewind:
             return
         partitions, self._rewind = self._rewind & self.app.consumer.assignment(), set()
         positions = await self._positions(partitions)
-        for tp, position in sorted(positions.items()):
-            fetched = await self._fetch_position(tp)
+        ordered = sorted(positions.items())
+        fetch_positions = await asyncio.gather(*(self._fetch_position(tp) for tp, _ in ordered))
+        for (tp, position), fetched in zip(ordered, fetch_positions, strict=True):
             if fetched is not None and fetched > position:  # dropped in the rebalance, or still on their way
                 log.info("partition %s/%d: fetched up to offset %d, handled up to %d; reading again from there",
                          tp.topic, tp.partition, fetched, position)
