@@ -1,11 +1,13 @@
-"""Partitions that are assigned, have messages waiting, and are not being read.
+"""Keeping every assigned partition read, around Faust's rebalances.
 
-After a rebalance Faust can leave a newly assigned partition unfetched (faust-streaming #629): the
-worker reports ready, and the regions of that partition silently stop (or never start) updating.
-No consumer-lag series shows it for the facts topic (never committed), and a region whose series
-never appear cannot trip a "region silent" rule. So the worker watches its own progress: a
-partition whose end offset is past what the agent has handled, and whose handled position has
-not moved for `stall_after_s`, is stalled.
+After a rebalance Faust can leave partitions unread: messages it fetched while the streams were
+suspended are dropped and never fetched again where nothing is committed (facts, rollup), and
+partitions can stop being fetched altogether (faust-streaming #629). The worker reports ready,
+and the regions of such a partition silently stop (or never start) updating; no consumer-lag
+series shows it for the never-committed facts topic, and a region whose series never appear
+cannot trip a "region silent" rule. So the worker rewinds those partitions after each rebalance
+and watches its own progress: a partition whose end offset is past what its agent has handled,
+and whose handled position has not moved for `stall_after_s`, is stalled.
 """
 
 from __future__ import annotations
@@ -59,16 +61,9 @@ class StallWatch(Generic[Partition]):
 
 
 class PartitionGuard:
-    """Keeps every assigned partition read, around Faust's rebalances.
-
-    Two ways a partition goes unread, both seen in scale-out and scale-in tests: Faust drops what
-    the consumer fetched while a rebalance suspended the streams and then seeks back to committed
-    offsets only, so a partition nobody commits (facts, rollup: their stages rebuild from the
-    start) skips what was dropped, or all of it; and partitions can stop being fetched (upstream
-    faust-streaming #629). So once a rebalance is over, the partitions named by `rewind` are sought
-    back to what their agent has handled (the stages drop what they have already applied), and
-    every few seconds a partition stalled in the sense of `StallWatch` is counted, logged and
-    sought back the same way."""
+    """Rewinds the partitions named by `rewind` once the rebalance in progress is over, and every few
+    seconds counts, logs and seeks back the stalled ones. Seeks go back to what the agent has handled
+    (the stages drop what they have already applied), in the consumer's own thread."""
 
     def __init__(self, app: faust.App, handled: Callable[[], Mapping[str, Mapping[int, int]]],
                  report: Callable[[int], None], stall_after_s: float = STALL_AFTER_S) -> None:
