@@ -290,6 +290,7 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
     pipeline.send(pairs(events[cuts[1]:]))
     wait_for_records(pipeline, metrics, expected[2])
     assert served_regions(second) == regions
+    assert samples(second.metrics(), "ccpulse_stalled_partitions") == [({}, 0.0)], "the survivor reads every partition"
 
 
 def test_bad_input_goes_to_the_dead_letter_topic(pipeline: Pipeline, tmp_path: Path) -> None:
