@@ -90,7 +90,16 @@ class PartitionGuard:
         if self.app.rebalancing or not self._rewind:
             return
         partitions, self._rewind = self._rewind & self.app.consumer.assignment(), set()
-        positions = await self._positions(partitions)
+        try:
+            await self._rewind_now(partitions)
+        except Exception as exc:  # e.g. a new rebalance took a partition away meanwhile: try again after it
+            log.log(logging.INFO if self.app.rebalancing else logging.WARNING,
+                    "rewinding %d partitions failed (%r); trying again", len(partitions), exc)
+            if not self._rewind:  # a new rebalance names its own partitions
+                self._rewind = partitions
+
+    async def _rewind_now(self, partitions: set[TP]) -> None:
+        positions = await self._positions(partitions, self.handled())
         ordered = sorted(positions.items())
         fetch_positions = await asyncio.gather(*(self._fetch_position(tp) for tp, _ in ordered))
         for (tp, position), fetched in zip(ordered, fetch_positions, strict=True):
@@ -100,17 +109,27 @@ class PartitionGuard:
         await self._seek(positions)
 
     async def check(self) -> None:
-        """Count, log and seek back the assigned partitions stalled now."""
+        """Count, log and seek back the assigned partitions stalled now. A failure (a rebalance starting
+        while the consumer is asked) is logged and the next round tries again: the guard never stops
+        the worker."""
         app = self.app
         if app.rebalancing or app.in_recovery:
             self.watch.reset()  # partitions are paused on purpose while tables are restored
             return
+        try:
+            await self._check()
+        except Exception as exc:
+            log.log(logging.INFO if app.rebalancing else logging.WARNING,
+                    "checking for stalled partitions failed (%r); trying again in the next round", exc)
+
+    async def _check(self) -> None:
+        app = self.app
         handled = self.handled()
         assigned = {tp for tp in app.consumer.assignment() if tp.topic in handled}
         if not assigned:
             self.report(0)
             return
-        positions = await self._positions(assigned)
+        positions = await self._positions(assigned, handled)
         ends = await app.consumer.highwaters(*assigned)
         stalled = self.watch.observe(positions, ends)
         self.report(len(stalled))
@@ -133,11 +152,10 @@ class PartitionGuard:
         except asyncio.TimeoutError:
             return None
 
-    async def _positions(self, partitions: set[TP]) -> dict[TP, int]:
+    async def _positions(self, partitions: set[TP], handled: Mapping[str, Mapping[int, int]]) -> dict[TP, int]:
         """The next offset to handle: what the agent handled, but not before the partition's first offset."""
         if not partitions:
             return {}
-        handled = self.handled()
         starts = await self.app.consumer.earliest_offsets(*partitions)
         return {tp: max(handled.get(tp.topic, {}).get(tp.partition, 0), starts.get(tp) or 0) for tp in partitions}
 
