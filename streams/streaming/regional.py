@@ -9,6 +9,7 @@ source position, so facts sent twice by stage one after a crash are counted once
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from streams.core.alerts import BreachTracker
 from streams.core.records import build_records
 from streams.core.timefmt import DAY_MS, MINUTE_MS
 from streams.streaming.rollup import encode_rollup_tick, rollup_messages
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -70,6 +73,10 @@ class RegionalStage:
         state = self.partition(partition)
         if offset < state.next_offset:
             return  # read again after a seek: already applied
+        if offset > state.next_offset > 0:  # facts offsets have no holes: these never reached the stage
+            log.warning("facts partition %d: offsets %d to %d were never delivered; the records of its regions "
+                        "miss their facts until the partition is rebuilt", partition, state.next_offset,
+                        offset - 1)
         state.next_offset = offset + 1
         message = orjson.loads(raw)
         watermark = message.get("w")

@@ -291,6 +291,9 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
     wait_for_records(pipeline, metrics, expected[2])
     assert served_regions(second) == regions
     assert samples(second.metrics(), "ccpulse_stalled_partitions") == [({}, 0.0)], "the survivor reads every partition"
+    for worker in (first, second):
+        holes = [line for line in worker.log_path.read_text(errors="replace").splitlines() if "never delivered" in line]
+        assert not holes, f"{worker.name} missed facts in a rebalance: {holes}"
 
 
 def test_bad_input_goes_to_the_dead_letter_topic(pipeline: Pipeline, tmp_path: Path) -> None:

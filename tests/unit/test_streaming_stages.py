@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 import orjson
+import pytest
 
 from streams import config
 from streams.core.engine import Engine
@@ -256,3 +257,19 @@ def contact_events(contact: str, *, resolved: bool, tag: str = "") -> tuple[byte
     ended = {"event_id": f"{contact}-e{tag}", "type": "contact.ended", "ts": now - 60_000, "resolved": resolved,
              "handled_by": "agent", **common}
     return orjson.dumps(started), orjson.dumps(ended)
+
+
+def test_offsets_missing_from_a_facts_partition_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """Faust can drop fetched messages in a rebalance; a hole in the offsets is how stage two sees it."""
+    pipeline = Pipeline()
+    for key, value in simulated(seed=5)[:300]:
+        pipeline.send_event(key, value)
+    pipeline.send_facts()
+    partition, log = next((number, log) for number, log in enumerate(pipeline.facts) if log)
+    log.extend(encode_tick(pipeline.tracking.watermark.value) for _ in range(4))
+    regional = pipeline.regional
+    for offset in (0, 1, 1, 4):  # a redelivery is no hole; 2 and 3 are missing
+        regional.handle(log[offset], partition, offset)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"facts partition {partition}: offsets 2 to 3 were never delivered; the records of its regions miss "
+        "their facts until the partition is rebuilt"]
