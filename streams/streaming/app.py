@@ -246,11 +246,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     guard = PartitionGuard(app, handled, exposition.set_stalled_partitions)
 
     @app.task
-    @quiet_when_stopping
     async def rewind_after_rebalance() -> None:
         await guard.keep_rewinding(REWIND_CHECK_INTERVAL_S)
 
-    app.timer(interval=STALL_CHECK_INTERVAL_S)(quiet_when_stopping(guard.check))
+    app.timer(interval=STALL_CHECK_INTERVAL_S)(guard.check)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

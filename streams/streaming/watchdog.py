@@ -89,12 +89,11 @@ class PartitionGuard:
     async def rewind_pending(self) -> None:
         if self.app.rebalancing or not self._rewind:
             return
-        partitions, self._rewind = self._rewind & self.app.consumer.assignment(), set()
+        partitions, self._rewind = self._rewind, set()
         try:
-            await self._rewind_now(partitions)
+            await self._rewind_now(partitions & self.app.consumer.assignment())
         except Exception as exc:  # e.g. a new rebalance took a partition away meanwhile: try again after it
-            log.log(logging.INFO if self.app.rebalancing else logging.WARNING,
-                    "rewinding %d partitions failed (%r); trying again", len(partitions), exc)
+            self._retry_later(f"rewinding {len(partitions)} partitions", exc)
             if not self._rewind:  # a new rebalance names its own partitions
                 self._rewind = partitions
 
@@ -109,9 +108,7 @@ class PartitionGuard:
         await self._seek(positions)
 
     async def check(self) -> None:
-        """Count, log and seek back the assigned partitions stalled now. A failure (a rebalance starting
-        while the consumer is asked) is logged and the next round tries again: the guard never stops
-        the worker."""
+        """Count, log and seek back the assigned partitions stalled now."""
         app = self.app
         if app.rebalancing or app.in_recovery:
             self.watch.reset()  # partitions are paused on purpose while tables are restored
@@ -119,8 +116,7 @@ class PartitionGuard:
         try:
             await self._check()
         except Exception as exc:
-            log.log(logging.INFO if app.rebalancing else logging.WARNING,
-                    "checking for stalled partitions failed (%r); trying again in the next round", exc)
+            self._retry_later("checking for stalled partitions", exc)
 
     async def _check(self) -> None:
         app = self.app
@@ -138,6 +134,12 @@ class PartitionGuard:
                         "offset %d", tp.topic, tp.partition, ends[tp] - positions[tp], self.watch.stall_after_s,
                         _fetch_state(app, tp), positions[tp])
         await self._seek({tp: positions[tp] for tp in stalled})
+
+    def _retry_later(self, what: str, exc: Exception) -> None:
+        """A failed round is logged and the next one tries again: the guard never stops the worker. Expected
+        while a rebalance starts or the worker stops (the consumer is asked about partitions it is losing)."""
+        expected = self.app.rebalancing or self.app.should_stop
+        log.log(logging.INFO if expected else logging.WARNING, "%s failed (%r); trying again", what, exc)
 
     async def _seek(self, positions: Mapping[TP, int]) -> None:
         """Seek in the consumer's own thread (aiokafka is not thread-safe: a seek from outside races the
