@@ -15,6 +15,7 @@ import argparse
 import math
 import secrets
 import signal
+import threading
 import time
 from typing import Any
 
@@ -72,9 +73,11 @@ def main(args: argparse.Namespace) -> int:
     config = build_config(args, settings.pipeline.regions, realtime)
     sim = Simulation(config)
     sink: Sink = KafkaSink(settings, args.bootstrap) if args.kafka else FileSink(args.output)
+    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job may inherit it ignored
-        signal.signal(signum, _interrupt)
-    run(sim, sink, Pacing(realtime=realtime, rate=args.rate, unit=args.rate_unit), Progress(quiet=args.quiet))
+        signal.signal(signum, lambda signum, frame: stop.set())  # flush, summary, exit 0 (see `run`)
+    run(sim, sink, Pacing(realtime=realtime, rate=args.rate, unit=args.rate_unit), Progress(quiet=args.quiet),
+        stop)
     return 0
 
 
@@ -105,7 +108,3 @@ def build_config(args: argparse.Namespace, configured_regions: tuple[str, ...], 
     return SimConfig(start_ms=start, seed=seed, duration_s=duration, count=args.count, regions=codes,
                      volume=volume, scenarios=tuple(scenarios.parse(s, start, chosen) for s in args.scenario))
 
-
-def _interrupt(signum: int, frame: object) -> None:
-    """Ctrl-C and SIGTERM end a run cleanly: flush, summary, exit 0."""
-    raise KeyboardInterrupt

@@ -9,6 +9,7 @@ second (events, or contacts started), which compresses the simulated clock by
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,18 +74,26 @@ class Progress:
         self.stream.flush()
 
 
-def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress) -> bool:
-    """Send everything (or until Ctrl-C); always closes the sink. Returns True when interrupted."""
+def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress,
+        stop: threading.Event | None = None) -> bool:
+    """Send everything (or until Ctrl-C, or `stop` is set); always closes the sink. Returns True when
+    interrupted. A signal handler should set `stop` rather than raise: the run then ends between two
+    events, while an exception raised from the handler can land inside the sink's write (inside gzip's,
+    say, between compressing and updating the checksum) and leave a corrupt file."""
+    stop = stop or threading.Event()
     interrupted = False
     sent = 0
     begun = time.monotonic()
     try:
         for deliver_ms, key, value in sim:
             if pacing.realtime:
-                _wait(lambda d=deliver_ms: d / 1000 - time.time(), sim, progress)
+                _wait(lambda d=deliver_ms: d / 1000 - time.time(), sim, progress, stop)
             elif pacing.rate:
                 done = sim.contacts if pacing.unit == "contacts" else sim.events
-                _wait(lambda n=done: n / pacing.rate - (time.monotonic() - begun), sim, progress)
+                _wait(lambda n=done: n / pacing.rate - (time.monotonic() - begun), sim, progress, stop)
+            if stop.is_set():
+                interrupted = True
+                break
             sink.write(key, value)
             sent += 1
             progress.update(sim)
@@ -98,10 +107,11 @@ def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress) -> bool
     return interrupted
 
 
-def _wait(remaining_s: Callable[[], float], sim: Simulation, progress: Progress) -> None:
-    """Sleep in short steps until ``remaining_s()`` is not positive, keeping the progress line alive."""
+def _wait(remaining_s: Callable[[], float], sim: Simulation, progress: Progress, stop: threading.Event) -> None:
+    """Sleep in short steps until ``remaining_s()`` is not positive or a stop is asked for, keeping the
+    progress line alive."""
     left = remaining_s()
-    while left > 0:
-        time.sleep(min(left, _IDLE_SLEEP_S))
+    while left > 0 and not stop.is_set():
+        stop.wait(min(left, _IDLE_SLEEP_S))
         progress.update(sim)
         left = remaining_s()

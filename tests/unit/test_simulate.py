@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from streams.errors import CcpulseError
 from streams.simulate import scenarios
 from streams.simulate.generator import SimConfig, Simulation, generate
 from streams.simulate.malformed import KINDS
+from streams.simulate.runner import Pacing, Progress, run
+from streams.simulate.sinks import FileSink
 
 START = parse_rfc3339("2025-03-03T06:00:00Z")
 FEW = ("RU-MOW", "RU-CHE", "RU-KGD", "RU-KAM", "RU-SVE")
@@ -328,6 +331,25 @@ def test_rate_paces_the_output(tmp_path: Path) -> None:
     assert _simulate("--count", "150", "--rate", "500", "-o", str(tmp_path / "r.jsonl")) == 0
     assert 0.25 <= time.monotonic() - begun < 5
     assert len((tmp_path / "r.jsonl").read_bytes().splitlines()) == 150
+
+
+def test_a_stop_asked_for_during_a_write_ends_the_run_after_it(tmp_path: Path) -> None:
+    """What Ctrl-C does (the handler sets `stop`): the write under way completes, the file stays valid.
+    Raising from the handler instead could interrupt gzip between compressing and checksumming."""
+    out = tmp_path / "stopped.jsonl.gz"
+
+    class StopOnFifth(FileSink):
+        def write(self, key: bytes, value: bytes) -> None:
+            super().write(key, value)
+            self.writes = getattr(self, "writes", 0) + 1
+            if self.writes == 5:
+                stop.set()
+
+    stop = threading.Event()
+    sim = Simulation(SimConfig(start_ms=1_700_000_000_000, seed=3, duration_s=3600, regions=FEW))
+    assert run(sim, StopOnFifth(str(out)), Pacing(), Progress(quiet=True), stop) is True
+    lines = gzip.decompress(out.read_bytes()).splitlines()
+    assert len(lines) == 5 and all(orjson.loads(line)["event_id"] for line in lines)
 
 
 def test_ctrl_c_flushes_and_summarises(tmp_path: Path) -> None:
