@@ -90,7 +90,7 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
             procs.append(Worker(topics, f"{label}-w{number}", out, wrapper))
             procs[-1].wait_ready()
         total = len(data.events)
-        progress = follow_group(broker, topics.app_id, topics.topic("events"), total, procs, label, cap_s,
+        progress = follow_group(broker, f"{topics.app_id}-intake", topics.topic("events"), total, procs, label, cap_s,
                                 probe=lambda: int(sum(_events_read(proc) for proc in procs)))
         rss = [proc.rss() for proc in procs]
         complete = progress.done >= total

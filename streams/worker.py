@@ -20,7 +20,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", help="configuration file (TOML)")
     parser.add_argument("--web-port", type=int, help="port of /metrics (default: worker.web_port, 6066)")
     parser.add_argument("--datadir", help="local state directory (default: worker.datadir)")
-    parser.add_argument("--store", choices=("rocksdb://", "memory://"), help="table store (default: rocksdb://)")
     parser.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(func=run)
 
@@ -29,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     from streams.streaming.app import ServiceWorker, build_app
 
-    worker = build_app(settings, web_port=args.web_port, datadir=args.datadir, store=args.store)
+    worker = build_app(settings, web_port=args.web_port, datadir=args.datadir)
     tune_gc()
     port = args.web_port if args.web_port is not None else settings.worker.web_port
     print(f"ccpulse worker: consuming {settings.topics.name('events')} at {settings.kafka.bootstrap_servers}; "

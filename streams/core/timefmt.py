@@ -125,3 +125,11 @@ class ProcessingClock:
     def refresh(self) -> int:
         self.ms = self.read()
         return self.ms
+
+
+def stopped_clock() -> ProcessingClock:
+    """A processing clock that stays where it is set (`clock.ms = ...`), to judge an event again
+    against the moment it reached the broker."""
+    clock = ProcessingClock(lambda: 0)
+    clock.read = lambda: clock.ms
+    return clock

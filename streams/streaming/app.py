@@ -1,13 +1,13 @@
-"""The Faust app: topics, tables, the two agents, the watermark tick and the publisher.
+"""The Faust app: topics, stage one's intake, the agents of stage two and the country rollup, the publisher.
 
-The agents are thin: each hands raw bytes to a stage object (`TrackingStage`, `RegionalStage`)
-that holds the logic, and sends what the stage returns. Values are raw bytes + orjson rather
-than Faust models, which cost ~10x the JSON parse per event.
+Stage one reads the events topic in batches outside Faust's per-message machinery (`Intake`);
+the agents are thin: each hands raw bytes to a stage object (`RegionalStage`, `CountryRollup`)
+that holds the logic. Values are raw bytes + orjson rather than Faust models, which cost ~10x
+the JSON parse per event.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import logging
@@ -23,13 +23,14 @@ from mode import CrashingSupervisor
 
 from streams.config import Settings
 from streams.core.records import ALL
-from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.streaming.credentials import faust_broker_options
+from streams.streaming.intake import Intake, OffsetSensors
+from streams.streaming.intake import Topics as IntakeTopics
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
 from streams.streaming.sensors import install_metrics_page
-from streams.streaming.tracking import TrackingStage, encode_tick
+from streams.streaming.tracking import TrackingStage
 from streams.streaming.watchdog import PartitionGuard
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,7 @@ Job = Callable[..., Awaitable[None]]
 
 #: after a publishing round of d seconds, wait this many times d before the next
 PUBLISH_PAUSE_FACTOR = 4.0
-#: stage one sends its batched facts once this many events are waiting, or after this long
-FACTS_BATCH_EVENTS = 500
-FACTS_BATCH_INTERVAL_S = 0.05
-#: the producer waits this long to fill a batch: a changelog write per event otherwise leaves as
-#: many small requests, and the worker spends its time sending them (benchmarks/README.md)
+#: Faust's producer (records, alerts, rollup upserts) waits this long to fill a batch
 PRODUCER_LINGER_MS = 30
 #: how often the partition guard looks for partitions to rewind, and for stalled ones (see watchdog)
 REWIND_CHECK_INTERVAL_S = 1.0
@@ -54,6 +51,7 @@ class Worker:
 
     app: faust.App
     tracking: TrackingStage
+    intake: Intake
     regional: RegionalStage
     exposition: Exposition
 
@@ -67,15 +65,13 @@ class ServiceWorker(faust.Worker):
         self.spinner = None
 
 
-def build_app(settings: Settings, *, web_port: int | None = None, datadir: str | None = None,
-              store: str | None = None) -> Worker:
+def build_app(settings: Settings, *, web_port: int | None = None, datadir: str | None = None) -> Worker:
     topics = settings.topics
     worker = settings.worker
     partitions = topics.partitions
     app = faust.App(
         worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
-        store=store or worker.store,
         datadir=datadir or worker.datadir,
         web_port=web_port if web_port is not None else worker.web_port,
         web_bind=worker.web_bind,
@@ -87,7 +83,6 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
-        table_standby_replicas=worker.standby_replicas,
         producer_linger_ms=PRODUCER_LINGER_MS,
         # An agent that raises has met a bug, not bad input (that is dead-lettered): restarting it
         # in place would resume from a stream in an unknown state, so the whole worker exits
@@ -99,73 +94,30 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     install_metrics_page(app, exposition.registry)
 
     events_topic = app.topic(topics.name("events"), partitions=partitions)
+    dlq_topic = app.topic(topics.name("events.dlq"), partitions=partitions)
     facts_topic = app.topic(topics.name("facts"), partitions=partitions, acks=False)
     metrics_topic = app.topic(topics.name("metrics"), partitions=partitions)
     alerts_topic = app.topic(topics.name("alerts"), partitions=partitions)
-    dlq_topic = app.topic(topics.name("events.dlq"), partitions=partitions)
     rollup_topic = app.topic(topics.name("rollup"), partitions=1, internal=True, acks=False, compacting=True,
                              deleting=True, retention=settings.pipeline.retention_horizon_s + 6 * 3600)
 
-    state_schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-    contacts = app.Table("contacts", default=None, partitions=partitions, schema=state_schema)
-    tickets = app.Table("tickets", default=None, partitions=partitions, schema=state_schema)
-    tracking = TrackingStage(settings, contacts, tickets, partitions)
+    tracking = TrackingStage(settings, partitions)
+    names = IntakeTopics(*(topic.get_topic_name() for topic in (events_topic, facts_topic, dlq_topic)))
+    intake = Intake(settings, tracking, exposition, names,
+                    OffsetSensors(app.monitor.track_tp_end_offset, app.monitor.on_tp_commit),
+                    group_id=f"{worker.app_id}-intake")
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
     country: dict[str, Any] = {"rollup": CountryRollup(settings), "owned": False}
 
     quiet_when_stopping = _quiet_when_stopping(app)
 
-    #: events handled whose facts wait in stage one's batch; acked once the batch is sent
-    unacked: list[faust.EventT] = []
-    batch_lock = asyncio.Lock()
-    acking: dict[str, faust.StreamT] = {}
-
-    @quiet_when_stopping
-    async def send_facts() -> None:
-        """Hand the batched facts to the producer, then ack the events they came from: Faust's
-        commit flushes the producer first, so a committed offset never passes facts never sent.
-        The lock keeps batches in order (stage two drops positions older than what it applied)."""
-        async with batch_lock:
-            messages, events = tracking.take_facts(), unacked[:]
-            unacked.clear()
-            for partition, value in messages:
-                await facts_topic.send(value=value, partition=partition)
-            for event in events:
-                await acking["stream"].ack(event)
-
-    @app.agent(events_topic)
-    @quiet_when_stopping
-    async def track(stream: faust.StreamT) -> None:
-        """Stage one: validate, deduplicate and track contacts; facts go out batched per facts partition.
-
-        Events are iterated one by one (table writes need Faust's current event) but acked by
-        `send_facts`, after their facts have been sent."""
-        manual = acking["stream"] = stream.noack()
-        async for event in manual.events():
-            message = event.message
-            outcome = tracking.handle(event.value, message.partition, message.offset)
-            exposition.event_result(outcome.result, outcome.reason)
-            if outcome.dead_letter is not None:
-                await dlq_topic.send(key=message.key, value=outcome.dead_letter)
-            if outcome.event_ts is not None:
-                exposition.event_lag((now_ms() - outcome.event_ts) / 1000)
-                exposition.set_watermark(tracking.watermark.value)
-            unacked.append(event)
-            if len(unacked) >= FACTS_BATCH_EVENTS:
-                await send_facts()
-
     @app.task
-    async def send_batched_facts() -> None:
-        """A batch waits at most FACTS_BATCH_INTERVAL_S when events come slowly.
-
-        Not a timer, whose loop ends as soon as the worker starts stopping: Faust then waits for
-        every handled event to be acked before its last commit (and before a rebalance), so this
-        loop must go on acking until the worker cancels it, after the consumer has stopped. (Under
-        load a send also outlasts the interval, which a timer logs as a warning every time.)"""
-        while True:
-            await asyncio.sleep(FACTS_BATCH_INTERVAL_S)
-            if unacked:
-                await send_facts()
+    async def read_events() -> None:
+        """Stage one: validate, deduplicate and track contacts; facts go out batched per facts partition.
+        Its topics are declared as Faust declares the agents' (when missing, `topics apply` not run)."""
+        await events_topic.maybe_declare()
+        await dlq_topic.maybe_declare()
+        await intake.run()
 
     @app.agent(facts_topic)
     async def aggregate(stream: faust.StreamT) -> None:
@@ -181,31 +133,6 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         """The country rollup: merge every region's buckets into region=ALL."""
         async for event in stream.events():
             country["rollup"].handle(event.value, event.message.offset)
-
-    last_tick: dict[str, int | None] = {"watermark": None}
-
-    @app.timer(interval=1.0)
-    @quiet_when_stopping
-    async def tick() -> None:
-        """Send the watermark to every facts partition, so every region sees time pass; tell stage
-        one which events are committed (what they produced need not be kept for redelivery)."""
-        tracking.commit(_committed(app, events_topic))
-        await send_facts()  # facts counted before this watermark reach stage two before it
-        watermark = tracking.watermark.value
-        if watermark is None or watermark == last_tick["watermark"]:
-            return
-        last_tick["watermark"] = watermark
-        value = encode_tick(watermark)
-        for partition in range(partitions):
-            await facts_topic.send(value=value, partition=partition)
-
-    @app.timer(interval=settings.pipeline.ticket_refresh_s)
-    @quiet_when_stopping
-    async def restate_open_tickets() -> None:
-        """Keep long-open tickets within the facts topic's retention (see TrackingStage)."""
-        await send_facts()
-        for key, value in tracking.open_ticket_messages():
-            await facts_topic.send(key=key, value=value)
 
     pacing = {"not_before": 0.0}
 
@@ -238,9 +165,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
 
     def handled() -> dict[str, dict[int, int]]:
-        """The next offset each agent will handle, by topic and partition (events: as committed)."""
-        return {events_topic.get_topic_name(): _committed(app, events_topic),
-                facts_topic.get_topic_name(): {n: state.next_offset for n, state in regional.partitions.items()},
+        """The next offset each agent will handle, by topic and partition."""
+        return {facts_topic.get_topic_name(): {n: state.next_offset for n, state in regional.partitions.items()},
                 rollup_topic.get_topic_name(): {0: country["rollup"].next_offset}}
 
     guard = PartitionGuard(app, handled, exposition.set_stalled_partitions)
@@ -250,11 +176,6 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         await guard.keep_rewinding(REWIND_CHECK_INTERVAL_S)
 
     app.timer(interval=STALL_CHECK_INTERVAL_S)(guard.check)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        """Stage one's expiry index is rebuilt from its table on next use."""
-        tracking.revoke(tp.partition for tp in revoked if tp.topic == events_topic.get_topic_name())
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
@@ -282,16 +203,15 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         exposition.forget_regions(lost)
         guard.rewind({tp for tp in assigned if tp.topic in (facts_name, rollup_name)})
 
-    return Worker(app=app, tracking=tracking, regional=regional, exposition=exposition)
+    return Worker(app=app, tracking=tracking, intake=intake, regional=regional, exposition=exposition)
 
 
 def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
     """A job caught sending while the worker stops ends quietly instead of crashing the worker.
 
     Stopping, Faust stops the producer before it cancels timers and agents, so a send in flight
-    then fails (NotReady, or ProducerSendError for a closed producer). Nothing is lost: unsent
-    facts belong to unacked events, read again at the next start; ticks and records are sent
-    again by the next worker's timers."""
+    then fails (NotReady, or ProducerSendError for a closed producer). Nothing is lost: records
+    and breach transitions are sent again by the next worker's publisher."""
     def decorate(job: Job) -> Job:
         @functools.wraps(job)
         async def run(*args: Any) -> None:
@@ -302,15 +222,6 @@ def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
                     raise
         return run
     return decorate
-
-
-def _committed(app: faust.App, topic: faust.TopicT) -> dict[int, int]:
-    """The offsets this worker has committed, by partition. Faust keeps them only in its consumer's
-    `_committed_offset`; were that attribute gone, nothing would be reported and stage one would
-    keep its redelivery entries until the contacts are released (more memory, same results)."""
-    name = topic.get_topic_name()
-    committed = getattr(app.consumer, "_committed_offset", {})
-    return {tp.partition: offset for tp, offset in list(committed.items()) if tp.topic == name and offset is not None}
 
 
 def _caught_up(app: faust.App, topic: faust.TopicT, partition: int, next_offset: int) -> bool:

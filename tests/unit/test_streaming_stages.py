@@ -18,6 +18,7 @@ from streams import config
 from streams.core.engine import Engine
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
+from streams.simulate.scenarios import Duplicates, Late, Malformed
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
 from streams.streaming.tracking import TrackingStage, encode_tick, partition_of
@@ -37,7 +38,7 @@ class Pipeline:
 
     def __init__(self) -> None:
         settings = config.load(env={})
-        self.tracking = TrackingStage(settings, {}, {}, PARTITIONS)
+        self.tracking = TrackingStage(settings, PARTITIONS)
         self.regional = RegionalStage(settings)
         self.rollup = CountryRollup(settings)
         self.facts: list[list[bytes]] = [[] for _ in range(PARTITIONS)]
@@ -137,7 +138,7 @@ def test_shuffled_events_within_the_horizon_give_the_same_records() -> None:
 
 def test_fact_messages_carry_the_source_position_of_each_entry() -> None:
     events = simulated(seed=7)[:40]
-    tracking = TrackingStage(config.load(env={}), {}, {}, PARTITIONS)
+    tracking = TrackingStage(config.load(env={}), PARTITIONS)
     for offset, (_, value) in enumerate(events):
         tracking.handle(value, offset % 2, offset)
     messages = tracking.take_facts()
@@ -202,51 +203,68 @@ def test_long_open_tickets_survive_a_rebuild_from_the_facts_retention() -> None:
     assert record["tickets_created"] == 0  # a restatement counts nothing
 
 
-def test_events_redelivered_after_a_crash_send_again_what_their_facts_lost() -> None:
-    """The crash kept the state writes (local store, changelog) but not the facts sent with them:
-    the same events from the same offsets must produce the same fact messages again."""
+def entries_of(messages: list[tuple[int, bytes]]) -> list[tuple[int, list]]:
+    """(facts partition, entry) of every entry in fact messages, in order."""
+    return [(number, entry) for number, value in messages for entry in orjson.loads(value).get("e", [])]
+
+
+def test_a_stage_rebuilt_up_to_the_commit_sends_again_exactly_what_followed_it() -> None:
+    """After a crash the new owner reads the partition again up to the committed offset for its state
+    only, then handles the rest: that must produce the very entries (with their source positions),
+    results and dead letters the first owner produced past the commit."""
     settings = config.load(env={})
-    contacts: dict[str, dict] = {}
-    tickets: dict[str, dict] = {}
-    events = simulated(seed=8)[:500]
-    first = TrackingStage(settings, contacts, tickets, 1)
-    before = [first.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
-    sent = first.take_facts()
+    start = now_ms() - 2 * 3_600_000
+    scenarios = (Duplicates(0.05), Malformed(0.03), Late(0.05, 600_000))
+    sim = SimConfig(start_ms=start, seed=8, count=3000, regions=REGIONS, scenarios=scenarios)
+    events = [value for _, _, value in Simulation(sim)]
+    arrival = now_ms()
+    first = TrackingStage(settings, 1)
+    outcomes = [first.handle(value, 0, offset) for offset, value in enumerate(events)]
+    committed = len(events) * 2 // 3
+    sent = [(number, entry) for number, entry in entries_of(first.take_facts()) if entry[1] >= committed]
     assert sent
-    restarted = TrackingStage(settings, contacts, tickets, 1)  # same tables: the state survived
-    again = [restarted.handle(value, 0, offset) for offset, (_, value) in enumerate(events)]
-    assert restarted.take_facts() == sent
-    assert restarted.watermark.value == first.watermark.value  # events without facts count too
-    assert [o.dead_letter is None for o in again] == [o.dead_letter is None for o in before]
-    elsewhere = restarted.handle(events[0][1], 0, len(events))  # the same event from another offset
-    assert (elsewhere.result, restarted.take_facts()) == ("duplicate", [])
+    rebuilt = TrackingStage(settings, 1)
+    for value in events[:committed]:
+        rebuilt.rebuild(value, 0, arrival)
+    assert rebuilt.take_facts() == []  # rebuilding sends nothing
+    again = [rebuilt.handle(value, 0, offset) for offset, value in enumerate(events) if offset >= committed]
+    assert entries_of(rebuilt.take_facts()) == sent
+    assert [(o.result, o.reason) for o in again] == [(o.result, o.reason) for o in outcomes[committed:]]
+    assert {o.result for o in outcomes[:committed]} >= {"accepted", "duplicate", "rejected"}
+    assert rebuilt.watermark.value == first.watermark.value
 
 
-def test_redelivery_entries_go_once_committed() -> None:
+def test_a_conflicting_event_handled_again_past_the_commit_is_dead_lettered_again() -> None:
     settings = config.load(env={})
-    contacts: dict[str, dict] = {}
-    stage = TrackingStage(settings, contacts, {}, 1)
-    started, ended = contact_events("c-9", resolved=True)
-    stage.handle(started, 0, 10)
-    assert set(contacts["c-9"]["sent"]) == {"10"}
-    stage.commit({0: 11})
-    stage.handle(ended, 0, 11)
-    assert set(contacts["c-9"]["sent"]) == {"11"}
-
-
-def test_a_redelivered_conflict_is_dead_lettered_again() -> None:
-    settings = config.load(env={})
-    stage = TrackingStage(settings, {}, {}, 1)
     started, ended = contact_events("c-7", resolved=True)
     _, other_end = contact_events("c-7", resolved=False, tag="x")
+    first = TrackingStage(settings, 1)
     for offset, value in enumerate((started, ended)):
-        assert stage.handle(value, 0, offset).result == "accepted"
-    first = stage.handle(other_end, 0, 2)
-    assert (first.result, first.reason) == ("rejected", "conflict")
-    again = stage.handle(other_end, 0, 2)
+        assert first.handle(value, 0, offset).result == "accepted"
+    conflict = first.handle(other_end, 0, 2)
+    assert (conflict.result, conflict.reason) == ("rejected", "conflict")
+    assert first.handle(other_end, 0, 3).result == "duplicate"
+    rebuilt = TrackingStage(settings, 1)
+    for value in (started, ended):
+        rebuilt.rebuild(value, 0, now_ms())
+    again = rebuilt.handle(other_end, 0, 2)
     assert (again.result, again.reason) == ("rejected", "conflict")
-    assert orjson.loads(again.dead_letter)["detail"] == orjson.loads(first.dead_letter)["detail"]
-    assert stage.handle(other_end, 0, 3).result == "duplicate"
+
+
+def test_a_rebuild_judges_future_timestamps_by_the_time_the_event_arrived() -> None:
+    """An event stamped 10 minutes after it reached the broker was rejected then; read again an hour
+    later it must still be left out of the state, so its later copy is accepted as it was."""
+    settings = config.load(env={})
+    arrived = now_ms() - 3_600_000
+    ahead = orjson.loads(contact_events("c-5", resolved=True)[0])
+    ahead["ts"] = arrived + 600_000
+    raw = orjson.dumps(ahead)
+    rebuilt = TrackingStage(settings, 1)
+    rebuilt.rebuild(raw, 0, arrived)
+    assert rebuilt.handle(raw, 0, 1).result == "accepted"
+    accepted = TrackingStage(settings, 1)
+    accepted.rebuild(raw, 0, now_ms())
+    assert accepted.handle(raw, 0, 1).result == "duplicate"
 
 
 def contact_events(contact: str, *, resolved: bool, tag: str = "") -> tuple[bytes, bytes]:

@@ -1,0 +1,284 @@
+"""Stage one's consumer: the events topic read in batches, handled, and turned into facts.
+
+Not a Faust agent: Faust delivers a message at a time through its conductor and stream (about
+130 µs per event on the reference VM before any work is done), and a table write per event
+doubled that; read in batches with aiokafka and kept in plain dicts, stage one costs a few
+microseconds per event (README, Performance). Its consumer group is the worker's app id with
+`-intake` appended; Kafka splits the events partitions among the workers as it splits the facts
+partitions among their Faust consumers.
+
+Delivery: an offset is committed only after the facts and dead letters of every event below it
+are on the broker. On assignment, a partition new to this worker is read again from its
+beginning up to its committed offset for its state only (`TrackingStage.rebuild`); what comes
+after is handled again, and its facts, identical to the ones sent before the crash, are dropped
+by stage two by their source position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.config import Settings
+from streams.core.timefmt import now_ms
+from streams.exposition import Exposition
+from streams.kafka_client import aiokafka_options
+from streams.streaming.tracking import TrackingStage, encode_tick
+
+log = logging.getLogger(__name__)
+
+#: the most events handled between two sends of the facts batch
+BATCH_EVENTS = 2000
+#: how long a fetch waits for events when there are none: the most a lone event waits for its facts
+FETCH_WAIT_MS = 50
+#: the producer waits this long to fill a request
+PRODUCER_LINGER_MS = 30
+#: committing offsets, and carrying the watermark to every facts partition, at most this often
+COMMIT_INTERVAL_S = 1.0
+TICK_INTERVAL_S = 1.0
+#: a rebuild logs its progress this often
+REBUILD_PROGRESS_S = 5.0
+
+
+@dataclasses.dataclass
+class Topics:
+    """The topics stage one reads and writes, by their full names."""
+
+    events: str
+    facts: str
+    dead_letters: str
+
+
+@dataclasses.dataclass
+class OffsetSensors:
+    """Where the events topic's end and committed offsets are reported (Faust's monitor, so they
+    are the same series as the other topics' and the consumer-lag alert and panels cover them)."""
+
+    end_offset: Callable[[TopicPartition, int], None]
+    committed: Callable[[dict[TopicPartition, int]], None]
+
+
+class Intake:
+    def __init__(self, settings: Settings, tracking: TrackingStage, exposition: Exposition, topics: Topics,
+                 sensors: OffsetSensors, group_id: str) -> None:
+        self.settings = settings
+        self.tracking = tracking
+        self.exposition = exposition
+        self.topics = topics
+        self.sensors = sensors
+        self.group_id = group_id
+        self.options = aiokafka_options(settings.kafka)
+        #: events partition -> the next offset to handle (all below have been handled)
+        self.positions: dict[int, int] = {}
+        #: events partitions whose state this worker holds
+        self.owned: set[int] = set()
+        #: held while a batch is handled and sent, so a rebalance sees whole batches only
+        self.lock = asyncio.Lock()
+        #: (key, dead letter) of the batch being handled
+        self._dead_letters: list[tuple[bytes | None, bytes]] = []
+        self._last_tick: int | None = None
+        self._next_commit = self._next_tick = 0.0
+        self._next_restatement = time.monotonic() + settings.pipeline.ticket_refresh_s
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
+        self.producer = AIOKafkaProducer(linger_ms=PRODUCER_LINGER_MS, acks="all", **self.options)
+        self.consumer = AIOKafkaConsumer(group_id=self.group_id, enable_auto_commit=False,
+                                         auto_offset_reset="earliest", **self.options)
+        await self.producer.start()
+        try:
+            await self.consumer.start()
+            self.consumer.subscribe([self.topics.events], listener=_Rebalance(self))
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH_EVENTS)
+                async with self.lock:
+                    self._handle(batches)
+                    await self._send_facts()
+                    await self._tick()
+                await self._maybe_commit()
+        finally:
+            await self._stop()
+
+    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        handle, exposition = self.tracking.handle, self.exposition
+        dead_letters = self._dead_letters
+        newest_ts = None
+        for tp, messages in batches.items():
+            partition = tp.partition
+            for message in messages:
+                outcome = handle(message.value, partition, message.offset)
+                exposition.event_result(outcome.result, outcome.reason)
+                if outcome.dead_letter is not None:
+                    dead_letters.append((message.key, outcome.dead_letter))
+                elif outcome.event_ts is not None:
+                    newest_ts = outcome.event_ts
+                    exposition.event_lag((now_ms() - outcome.event_ts) / 1000)
+            if messages:
+                self.positions[partition] = messages[-1].offset + 1
+        if newest_ts is not None:
+            exposition.set_watermark(self.tracking.watermark.value)
+
+    async def _send_facts(self) -> None:
+        """The batch's dead letters and facts go to the producer (delivered by the next commit)."""
+        assert self.producer is not None
+        for key, value in self._dead_letters:
+            await self.producer.send(self.topics.dead_letters, key=key, value=value)
+        self._dead_letters = []
+        for partition, value in self.tracking.take_facts():
+            await self.producer.send(self.topics.facts, value=value, partition=partition)
+
+    async def _tick(self) -> None:
+        """Carry the watermark to every facts partition, so every region sees time pass (after the
+        facts counted before it, on the same producer); restate long-open tickets now and then."""
+        assert self.producer is not None
+        now = time.monotonic()
+        watermark = self.tracking.watermark.value
+        if now >= self._next_tick and watermark is not None and watermark != self._last_tick:
+            self._next_tick, self._last_tick = now + TICK_INTERVAL_S, watermark
+            value = encode_tick(watermark)
+            for partition in range(self.tracking.partitions):
+                await self.producer.send(self.topics.facts, value=value, partition=partition)
+        if now >= self._next_restatement:
+            self._next_restatement = now + self.settings.pipeline.ticket_refresh_s
+            for key, value in self.tracking.open_ticket_messages():
+                await self.producer.send(self.topics.facts, key=key, value=value)
+
+    async def _maybe_commit(self) -> None:
+        if time.monotonic() >= self._next_commit:
+            self._next_commit = time.monotonic() + COMMIT_INTERVAL_S
+            async with self.lock:
+                await self._commit(self.owned)
+
+    async def _commit(self, partitions: Iterable[int]) -> None:
+        """Deliver everything sent, then commit the handled offsets of these partitions. A failed
+        commit (a rebalance under way) is logged and left to the next one: the events past the
+        last commit are handled again, which changes nothing downstream."""
+        assert self.producer is not None and self.consumer is not None
+        offsets = {TopicPartition(self.topics.events, number): self.positions[number]
+                   for number in partitions if number in self.positions}
+        if not offsets:
+            return
+        await self.producer.flush()
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("events offsets not committed this time (%s); the next commit covers them", exc)
+            return
+        self.sensors.committed(offsets)
+        for tp in offsets:
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                self.sensors.end_offset(tp, end)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: everything handled so far is sent and committed. The state is kept
+        until the new assignment says which partitions this worker lost."""
+        async with self.lock:
+            await self._send_facts()
+            await self._commit(self.owned)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Drop the state of partitions lost; rebuild the state of partitions new to this worker.
+
+        Under the lock: the consumer may fetch the new partitions while they are rebuilt, and
+        their events must wait until the state they follow is complete."""
+        async with self.lock:
+            numbers = {tp.partition for tp in assigned}
+            lost = self.owned - numbers
+            self.tracking.revoke(lost)
+            for number in lost:
+                self.positions.pop(number, None)
+            new = sorted(numbers - self.owned)
+            self.owned = numbers
+            log.info("events partitions owned %s (rebuilding %s, lost %s)", sorted(numbers), new, sorted(lost))
+            if new:
+                await self._rebuild(new)
+
+    async def _rebuild(self, partitions: list[int]) -> None:
+        """Read each new partition from its beginning up to its committed offset, state only."""
+        assert self.consumer is not None
+        ends: dict[TopicPartition, int] = {}
+        for number in partitions:
+            tp = TopicPartition(self.topics.events, number)
+            committed = await self.consumer.committed(tp)
+            if committed:
+                ends[tp] = self.positions[number] = committed
+        if not ends:
+            return
+        started = time.monotonic()
+        reader = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **self.options)
+        await reader.start()
+        try:
+            reader.assign(list(ends))
+            await reader.seek_to_beginning(*ends)
+            count = await _read_until(reader, ends, self.tracking.rebuild, started)
+        finally:
+            await reader.stop()
+        log.info("events partitions %s rebuilt: %d events read again in %.1f s", sorted(tp.partition for tp in ends),
+                 count, time.monotonic() - started)
+
+    async def _stop(self) -> None:
+        """A clean stop sends and commits what was handled, so a restart re-reads as little as it can."""
+        try:
+            if self.consumer is not None and self.owned:
+                async with self.lock:
+                    await self._send_facts()
+                    await self._commit(self.owned)
+        except KafkaError as exc:
+            log.warning("stopping: the last events offsets were not committed (%s); they are handled again "
+                        "at the next start", exc)
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.producer is not None:
+                await self.producer.stop()
+
+
+async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
+                      rebuild: Callable[[bytes, int, int], None], started: float) -> int:
+    """Feed every message below each partition's end to `rebuild`; the number of messages read."""
+    remaining = dict(ends)
+    count = 0
+    next_report = started + REBUILD_PROGRESS_S
+    while remaining:
+        for tp in list(remaining):
+            if await reader.position(tp) >= remaining[tp]:
+                del remaining[tp]
+        if not remaining:
+            break
+        batches = await reader.getmany(*remaining, timeout_ms=1000, max_records=BATCH_EVENTS * 5)
+        for tp, messages in batches.items():
+            end = remaining.get(tp)
+            if end is None:
+                continue
+            partition = tp.partition
+            for message in messages:
+                if message.offset >= end:
+                    break
+                rebuild(message.value, partition, message.timestamp)
+                count += 1
+        if time.monotonic() >= next_report:
+            next_report += REBUILD_PROGRESS_S
+            log.info("rebuilding events partitions %s: %d events read again so far",
+                     sorted(tp.partition for tp in remaining), count)
+    return count
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> Awaitable[None]:
+        return self.intake.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> Awaitable[None]:
+        return self.intake.on_assigned(assigned)
