@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import random
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -187,9 +188,9 @@ def test_worker_serves_metrics_and_prometheus_scrapes_them(pipeline: Pipeline,
         prometheus_stack.scrape([])
 
 
-def shuffled_hour(seed: int) -> list[Event]:
+def shuffled_hour(seed: int, volume: float = 0.25) -> list[Event]:
     """A simulated hour of 12 regions, late and duplicated deliveries, then shuffled as a whole."""
-    events = simulate(regions=REGIONS, volume=0.25, seed=seed,
+    events = simulate(regions=REGIONS, volume=volume, seed=seed,
                       scenario=("late:share=0.1,max=20m", "duplicates:share=0.05"))
     values = [value for _, _, value in events]
     assert len(set(values)) < len(values), "the simulation sent no duplicates"
@@ -209,23 +210,35 @@ def test_streaming_equals_replay(pipeline: Pipeline, tmp_path: Path) -> None:
     wait_for_records(pipeline, metrics, expected)
 
 
+#: a worker reads faster than the test's producer writes: the backlog it is stopped inside is
+#: written while the worker is paused (SIGSTOP), and must be large enough to take it a while
+BACKLOG_VOLUME = 4.0
+
+
 def worker_inside_a_backlog(pipeline: Pipeline, metrics: TopicReader, events: list[Event], first: int,
                             last: int) -> tuple[Worker, float]:
-    """A worker given `events[:first]` and, once it has published, `events[first:last]` at once;
-    returned as soon as it is a quarter of `first` into that backlog, with the events it had handled."""
+    """A worker given `events[:first]` and, once it has published, `events[first:last]` at once
+    (written while it is paused); returned as soon as it is a tenth into that backlog, with the
+    events it had handled."""
     worker = pipeline.worker("w1").start()
     pipeline.send(pairs(events[:first]))
     wait_until(metrics.poll, 60, "the first metric records")
-    pipeline.send(pairs(events[first:last]))
-    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= first * 5 // 4 and n,
-                         60, "the worker inside the backlog")
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGSTOP)
+    try:
+        pipeline.send(pairs(events[first:last]))
+    finally:
+        worker.process.send_signal(signal.SIGCONT)
+    inside = first + (last - first) // 10
+    handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= inside and n, 60,
+                         "the worker inside the backlog", interval=0.02)
     return worker, handled
 
 
 def test_crash_and_restart_gives_the_same_records(pipeline: Pipeline, tmp_path: Path) -> None:
     """SIGKILL while the worker is busy with a backlog: whatever the crash cut (state written but
     not its facts, facts but not the offset commit), the final records equal replay's."""
-    events = shuffled_hour(seed=22)
+    events = shuffled_hour(seed=22, volume=BACKLOG_VOLUME)
     expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
     metrics = pipeline.reader("metrics")
     third = len(events) // 3
@@ -241,7 +254,7 @@ def test_sigterm_in_a_backlog_stops_cleanly_and_a_restart_loses_nothing(pipeline
     """A rolling restart on a busy morning: SIGTERM while facts, ticks and records are in flight
     must end the worker with exit 0 and no crash logged, and the restarted worker must finish
     the stream with replay's records."""
-    events = shuffled_hour(seed=24)
+    events = shuffled_hour(seed=24, volume=BACKLOG_VOLUME)
     expected, _ = replay(pipeline, tmp_path, [v for _, _, v in events])
     metrics = pipeline.reader("metrics")
     worker, handled = worker_inside_a_backlog(pipeline, metrics, events, len(events) // 2, len(events))
