@@ -90,7 +90,8 @@ class TopicSettings:
     prefix: str = "cc."
     partitions: int = 12
     replication_factor: int = 1
-    events_retention_ms: int = 7 * 24 * 3600 * 1000
+    #: stage one's changelog (it rebuilds its state from this topic): a ticket's life and a day
+    events_retention_ms: int = 31 * 24 * 3600 * 1000
     facts_retention_ms: int = 3 * 24 * 3600 * 1000
     alerts_retention_ms: int = 30 * 24 * 3600 * 1000
     dlq_retention_ms: int = 30 * 24 * 3600 * 1000
@@ -119,12 +120,6 @@ class WorkerSettings:
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     stream_buffer_maxsize: int = 16384
-    #: Faust standby replicas of the contact tables on other workers. 0 by default: with standbys,
-    #: faust-streaming 0.15.3 sometimes never resumed a new owner's stream partitions after a
-    #: rebalance (seen in tests/integration/test_streaming.py, 3 of 7 runs); without them a new
-    #: owner replays the changelog, and a restarted worker reads only its tail from RocksDB.
-    standby_replicas: int = 0
-    store: str = "rocksdb://"
     datadir: str = ".run/worker-data"
 
 
@@ -281,7 +276,9 @@ def _check(settings: Settings) -> None:
         ("topics.facts_retention_ms", settings.topics.facts_retention_ms >= 1000 * (
             settings.pipeline.retention_horizon_s + settings.pipeline.ticket_refresh_s + 24 * 3600)),
         ("worker.web_port", 0 <= settings.worker.web_port <= 65535),
-        ("worker.standby_replicas", settings.worker.standby_replicas >= 0),
+        # stage one rebuilds its state from the events topic: it must still hold the tickets it tracks
+        ("topics.events_retention_ms", settings.topics.events_retention_ms >= 86_400_000 * (
+            settings.pipeline.ticket_retention_days + 1)),
         ("kafka.bootstrap_servers", bool(settings.kafka.bootstrap_servers.strip())),
     ]
     for field in dataclasses.fields(Targets):
@@ -294,5 +291,3 @@ def _check(settings: Settings) -> None:
     for key, ok in checks:
         if not ok:
             raise ConfigError(f"{key}: value out of range")
-    if settings.worker.store not in ("rocksdb://", "memory://"):
-        raise ConfigError("worker.store: must be 'rocksdb://' or 'memory://'")

@@ -14,7 +14,7 @@ Ticket state: ``{"ids": [...], "last": ts, "c": [ts, region, channel], "r": [ts,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from streams.core import facts as F
@@ -215,17 +215,6 @@ class Tracker:
     def _index(self, is_ticket: bool, key: str, state: State) -> None:
         index = self._ticket_expiry if is_ticket else self._contact_expiry
         index.add(self._expires_at(is_ticket, state) // MINUTE_MS, key)
-
-    def reindex(self, contacts: Iterable[tuple[str, State]] | None = None,
-                tickets: Iterable[tuple[str, State]] | None = None) -> None:
-        """Rebuild the expiry index after state was restored from a changelog; the caller may pass
-        only the entries this tracker owns (one partition of a shared table)."""
-        self._contact_expiry = MinuteIndex()
-        self._ticket_expiry = MinuteIndex()
-        for key, state in self.contacts.items() if contacts is None else contacts:
-            self._index(False, key, state)
-        for key, state in self.tickets.items() if tickets is None else tickets:
-            self._index(True, key, state)
 
     def release(self, watermark_ms: int) -> int:
         """Forget state that can no longer change: nothing older than the horizon can arrive."""

@@ -69,7 +69,7 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
     ("", {"CCPULSE_CHANNELS__FAX__SL_TARGET": "0.5"}, "channels.fax: unknown channel"),
     ('[kafka]\nbootstrap_servers = "a:1"\n', {"CCPULSE_KAFKA__BOOTSTRAP_SERVERS__HOST": "x"},
      "CCPULSE_KAFKA__BOOTSTRAP_SERVERS__HOST: kafka.bootstrap_servers.host does not name a configuration key"),
-    ('[worker]\nstore = "redis://"\n', {}, "worker.store: must be"),
+    ("[topics]\nevents_retention_ms = 604800000\n", {}, "topics.events_retention_ms: value out of range"),
     ("[pipeline]\nretention_horizon_s = 3600\n", {}, "pipeline.retention_horizon_s: value out of range"),
 ])
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
