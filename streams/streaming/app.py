@@ -114,9 +114,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     @app.task
     async def read_events() -> None:
         """Stage one: validate, deduplicate and track contacts; facts go out batched per facts partition.
-        Its topics are declared as Faust declares the agents' (when missing, `topics apply` not run)."""
-        await events_topic.maybe_declare()
-        await dlq_topic.maybe_declare()
+        The topics no agent reads are declared first, as Faust declares the agents' (for a broker
+        where `ccpulse topics apply` was not run)."""
+        for topic in (events_topic, dlq_topic, metrics_topic, alerts_topic):
+            await topic.maybe_declare()
         await intake.run()
 
     @app.agent(facts_topic)
@@ -135,6 +136,11 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             country["rollup"].handle(event.value, event.message.offset)
 
     pacing = {"not_before": 0.0}
+
+    async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None) -> None:
+        """Straight to Faust's producer (aiokafka): `Topic.send` wraps every message in Faust's own
+        bookkeeping, which made a round of thousands of records and rollup upserts take seconds."""
+        await app.producer.send(topic.get_topic_name(), key, value, partition, None, None)
 
     @app.timer(interval=settings.pipeline.publish_interval_s)
     @quiet_when_stopping
@@ -156,11 +162,11 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             records = records + rollup.collect()
         exposition.set_records(records)
         for record in records:
-            await metrics_topic.send(key=record_key(record).encode(), value=orjson.dumps(record))
+            await send(metrics_topic, record_key(record).encode(), orjson.dumps(record))
         for alert in publication.alerts:
-            await alerts_topic.send(key=f"{alert['region']}|{alert['channel']}".encode(), value=orjson.dumps(alert))
+            await send(alerts_topic, f"{alert['region']}|{alert['channel']}".encode(), orjson.dumps(alert))
         for key, value in publication.rollup:
-            await rollup_topic.send(key=key, value=value, partition=0)
+            await send(rollup_topic, key, value, partition=0)
         finished = time.monotonic()
         pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
 
