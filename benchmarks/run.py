@@ -53,7 +53,7 @@ class Plan:
     fresh_drain_s: float
 
 
-FULL = Plan(core_hours=24, hour_s=3600, hour_volume=3, worker_cap_s=150, peer_cap_s=150, fresh_rate=5000,
+FULL = Plan(core_hours=24, hour_s=3600, hour_volume=10, worker_cap_s=150, peer_cap_s=150, fresh_rate=5000,
             fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
 QUICK = Plan(core_hours=0.5, hour_s=600, hour_volume=2, worker_cap_s=20, peer_cap_s=15, fresh_rate=1000,
              fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
