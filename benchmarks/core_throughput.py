@@ -4,8 +4,10 @@ Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions R
 
 The events are generated first (not timed) and kept as raw JSON lines, as they would arrive
 from Kafka or a replay file; then each line goes through `Engine.process_raw` (decode,
-validate, deduplicate, track, aggregate). `--split` also times the three parts on their own
-(each fed the previous part's output, made beforehand), to see where the time goes. Memory is
+validate, deduplicate, track, aggregate); then through stage one's `rebuild` (what a worker
+does with its partitions' retained events after an assignment: decode and track, no facts).
+`--split` also times the three parts on their own (each fed the previous part's output, made
+beforehand), to see where the time goes. Memory is
 the traced size of the engine's state, sampled every simulated hour, so one can see whether
 released state keeps it flat.
 """
@@ -25,6 +27,7 @@ from streams.core.engine import Engine
 from streams.core.events import Rejected, decode
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
+from streams.streaming.tracking import TrackingStage
 from streams.tuning import tune_gc
 
 HOUR_MS = 3_600_000
@@ -50,6 +53,19 @@ def measure_throughput(lines: list[bytes]) -> dict[str, float]:
     records_s = time.perf_counter() - started
     return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed,
             "accepted": engine.results["accepted"], "records": len(records), "records_build_s": records_s}
+
+
+def measure_rebuild(lines: list[bytes]) -> dict[str, float]:
+    """Stage one reading its events partitions again after an assignment: decode and track, no facts."""
+    stage = TrackingStage(config.load(), 12)
+    arrived = now_ms()
+    gc.collect()
+    started = time.perf_counter()
+    rebuild = stage.rebuild
+    for line in lines:
+        rebuild(line, 0, arrived)
+    elapsed = time.perf_counter() - started
+    return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed}
 
 
 def measure_split(lines: list[bytes]) -> dict[str, float]:
@@ -125,6 +141,8 @@ def main() -> int:
     print(f"core: {figures['events']:,} events in {figures['seconds']:.1f} s = "
           f"{figures['events_per_s']:,.0f} events/s on one core; "
           f"{figures['records']:,} records built in {figures['records_build_s']:.2f} s")
+    rebuild = result["rebuild"] = measure_rebuild(lines)
+    print(f"stage one rebuild (decode + track, no facts): {rebuild['events_per_s']:,.0f} events/s")
     if args.split:
         split = result["split_us_per_event"] = measure_split(lines)
         print("per event: " + ", ".join(f"{name[:-3]} {us:.2f} us" for name, us in split.items()))
