@@ -31,15 +31,8 @@ class TopicPlan:
     configs: dict[str, str]
 
 
-#: the worker's changelogged tables (streams/streaming/app.py); Faust names their topics
-#: "<app id>-<table>-changelog" and requires as many partitions as the events topic
-WORKER_TABLES = ("contacts", "tickets")
-
-
-def plans(topics: TopicSettings, app_id: str) -> list[TopicPlan]:
-    """The spec's topics with the configured partitions, replication and retention, and the
-    worker's table changelogs: created here, up front, so that workers starting together do not
-    race to declare them (a worker once saw a changelog with 0 partitions and its agent stopped)."""
+def plans(topics: TopicSettings) -> list[TopicPlan]:
+    """The spec's topics with the configured partitions, replication and retention."""
     wanted: list[tuple[str, dict[str, str]]] = [
         ("events", {"cleanup.policy": "delete", "retention.ms": str(topics.events_retention_ms)}),
         ("facts", {"cleanup.policy": "delete", "retention.ms": str(topics.facts_retention_ms)}),
@@ -47,11 +40,8 @@ def plans(topics: TopicSettings, app_id: str) -> list[TopicPlan]:
         ("alerts", {"cleanup.policy": "delete", "retention.ms": str(topics.alerts_retention_ms)}),
         ("events.dlq", {"cleanup.policy": "delete", "retention.ms": str(topics.dlq_retention_ms)}),
     ]
-    spec = [TopicPlan(topics.name(base), topics.partitions, topics.replication_factor, configs)
+    return [TopicPlan(topics.name(base), topics.partitions, topics.replication_factor, configs)
             for base, configs in wanted]
-    changelogs = [TopicPlan(f"{app_id}-{table}-changelog", topics.partitions, topics.replication_factor,
-                            {"cleanup.policy": "compact"}) for table in WORKER_TABLES]
-    return spec + changelogs
 
 
 def apply(admin: KafkaAdminClient, wanted: Iterable[TopicPlan], timeout_ms: int) -> list[str]:
@@ -126,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         topics = dataclasses.replace(topics, partitions=args.partitions)
     admin = admin_client(kafka)
     try:
-        for line in apply(admin, plans(topics, settings.worker.app_id), int(kafka.request_timeout_s * 1000)):
+        for line in apply(admin, plans(topics), int(kafka.request_timeout_s * 1000)):
             print(line)
     finally:
         admin.close()

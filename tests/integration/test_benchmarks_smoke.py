@@ -17,6 +17,7 @@ from helpers import REPO
 
 FIGURES = {
     "core: JSON line → updated state, one core",
+    "stage one rebuild after an assignment: decode + track, no facts",
     "core: peak state memory, 0.5 simulated h of all regions",
     "end to end: one worker, events → records",
     "worker RSS after the simulated hour",

@@ -42,7 +42,7 @@ def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: 
                                                    tmp_path: Path) -> None:
     config = tmp_path / "ccpulse.toml"
     config.write_text('[topics]\nprefix = "t1."\npartitions = 2\nfacts_retention_ms = 300000000\n')
-    names = [f"t1.{base}" for base in BASES] + ["ccpulse-contacts-changelog", "ccpulse-tickets-changelog"]
+    names = [f"t1.{base}" for base in BASES]
 
     first = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap)
     assert first.returncode == 0, first.stderr
@@ -55,7 +55,7 @@ def test_apply_creates_updates_and_never_decreases(kafka_bootstrap: str, admin: 
     assert configs["t1.metrics"]["cleanup.policy"]["value"] == "compact"
     assert configs["t1.events"]["cleanup.policy"]["value"] == "delete"
     assert configs["t1.facts"]["retention.ms"]["value"] == "300000000"
-    assert configs["t1.events"]["retention.ms"]["value"] == str(7 * 24 * 3600 * 1000)
+    assert configs["t1.events"]["retention.ms"]["value"] == str(31 * 24 * 3600 * 1000)
 
     again = ccpulse("topics", "apply", "--config", str(config), "--bootstrap", kafka_bootstrap)
     assert again.returncode == 0, again.stderr

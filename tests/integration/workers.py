@@ -134,7 +134,7 @@ class TopicReader:
 class Pipeline:
     """One test's own topics (unique prefix) and workers (unique app id) on the shared broker."""
 
-    def __init__(self, root: Path, bootstrap: str, partitions: int, store: str = "rocksdb://") -> None:
+    def __init__(self, root: Path, bootstrap: str, partitions: int) -> None:
         self.root = root
         self.bootstrap = bootstrap
         tag = uuid.uuid4().hex[:8]
@@ -145,7 +145,6 @@ class Pipeline:
             "CCPULSE_TOPICS__PREFIX": self.prefix,
             "CCPULSE_TOPICS__PARTITIONS": str(partitions),
             "CCPULSE_WORKER__APP_ID": f"ccpulse-test-{tag}",
-            "CCPULSE_WORKER__STORE": store,
             "PYTHONUNBUFFERED": "1",
         })
         self.env = env
