@@ -69,7 +69,7 @@ export CCPULSE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
 "$ROOT/deploy/prometheus.sh" start --port "$PROM_PORT" --alertmanager-port "$AM_PORT" \
   --run-dir "$RUN/prometheus" --targets "127.0.0.1:$WEB_PORT"
 
-rm -rf "$RUN/worker-data"  # its tables belong to the broker that was just thrown away
+rm -rf "$RUN/worker-data"  # Faust's local data belongs to the broker that was just thrown away
 start_server "$WORKER_PID" "$LOGS/worker.log" "$CCPULSE" worker --web-port "$WEB_PORT" \
   --datadir "$RUN/worker-data"
 wait_for "worker /metrics on 127.0.0.1:$WEB_PORT" 120 "$WORKER_PID" "$WORKER_MARK" \

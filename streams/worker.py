@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
                                                "metric records, SLA alerts and dead letters, serves /metrics.")
     parser.add_argument("--config", help="configuration file (TOML)")
     parser.add_argument("--web-port", type=int, help="port of /metrics (default: worker.web_port, 6066)")
-    parser.add_argument("--datadir", help="local state directory (default: worker.datadir)")
+    parser.add_argument("--datadir", help="Faust's local data directory (default: worker.datadir)")
     parser.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
     parser.set_defaults(func=run)
 

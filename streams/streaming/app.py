@@ -36,7 +36,7 @@ from streams.streaming.watchdog import PartitionGuard
 log = logging.getLogger(__name__)
 Job = Callable[..., Awaitable[None]]
 
-#: after a publishing round of d seconds, wait this many times d before the next
+#: while stage one reads a backlog, a publishing round of d seconds is followed by a pause of this many times d
 PUBLISH_PAUSE_FACTOR = 4.0
 #: Faust's producer (records, alerts, rollup upserts) waits this long to fill a batch
 PRODUCER_LINGER_MS = 30
@@ -147,9 +147,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     async def publish() -> None:
         """Publish changed records (at most once per interval per key) and breach transitions.
 
-        Building every record of a busy worker can take a good part of a second; a round that took
-        d seconds is followed by a pause of PUBLISH_PAUSE_FACTOR * d, so publishing never takes more
-        than a fifth of the event loop and a backlog is still consumed at full speed."""
+        Building every record of a busy worker can take a good part of a second. While stage one
+        reads a backlog, a round that took d seconds is followed by a pause of PUBLISH_PAUSE_FACTOR
+        * d, so publishing takes at most a fifth of the event loop and the backlog is read at full
+        speed; once it keeps up, every interval publishes, so the records stay fresh."""
         started = time.monotonic()
         if started < pacing["not_before"]:
             return
@@ -168,7 +169,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         for key, value in publication.rollup:
             await send(rollup_topic, key, value, partition=0)
         finished = time.monotonic()
-        pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
+        if intake.backlogged:
+            pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
 
     def handled() -> dict[str, dict[int, int]]:
         """The next offset each agent will handle, by topic and partition."""

@@ -88,6 +88,8 @@ class Intake:
         self._next_restatement = time.monotonic() + settings.pipeline.ticket_refresh_s
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        #: the last fetch was full: events are waiting (the publisher then paces itself)
+        self.backlogged = False
 
     async def run(self) -> None:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
@@ -100,6 +102,7 @@ class Intake:
             self.consumer.subscribe([self.topics.events], listener=_Rebalance(self))
             while True:
                 batches = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH_EVENTS)
+                self.backlogged = sum(map(len, batches.values())) >= BATCH_EVENTS
                 async with self.lock:
                     self._handle(batches)
                     await self._send_facts()
