@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -90,6 +90,8 @@ class Intake:
         self.producer: AIOKafkaProducer | None = None
         #: the last fetch was full: events are waiting (the publisher then paces itself)
         self.backlogged = False
+        #: why a rebuild failed, if one did (see `_Rebalance`)
+        self.broken: BaseException | None = None
 
     async def run(self) -> None:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
@@ -102,6 +104,8 @@ class Intake:
             self.consumer.subscribe([self.topics.events], listener=_Rebalance(self))
             while True:
                 batches = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH_EVENTS)
+                if self.broken is not None:
+                    raise RuntimeError("stage one could not rebuild the state of its new partitions") from self.broken
                 self.backlogged = sum(map(len, batches.values())) >= BATCH_EVENTS
                 async with self.lock:
                     self._handle(batches)
@@ -277,11 +281,19 @@ async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka logs what a listener raises and goes on; a partition whose state could not be
+    rebuilt must not be handled from an empty state, so the failure is kept for `Intake.run` to
+    raise (the worker then exits, and its restart rebuilds again)."""
+
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
 
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> Awaitable[None]:
-        return self.intake.on_revoked(revoked)
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.intake.on_revoked(revoked)
 
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> Awaitable[None]:
-        return self.intake.on_assigned(assigned)
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self.intake.on_assigned(assigned)
+        except Exception as exc:
+            self.intake.broken = exc
+            raise
