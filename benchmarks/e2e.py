@@ -5,8 +5,8 @@ runs from the group's first commit (so start-up and partition assignment are not
 the later of: the commit that covers every event, and the first record on `<prefix>metrics`
 whose `as_of` is the newest event time (its Kafka timestamp). Progress is read from committed
 offsets, not from /metrics: rendering /metrics costs the worker ~0.5 s per scrape once every
-region has series, which would slow what is measured. The worker commits every 2.8 s (Faust's
-default), so the end can be late by up to that much. When its commits stall (they do, while its
+region has series, which would slow what is measured. Stage one commits every second, so the
+end can be late by up to that much. When its commits stall (they do, while its
 producer buffer is full), progress is read from `ccpulse_events_total` every 2 s instead.
 
 Freshness: a producer sends simulated events (every region but one) at a steady rate, with event

@@ -207,10 +207,10 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     notes.append(f"A /metrics page of the one-worker run had {one['metrics_page_lines']:,} lines "
                  f"({one['metrics_page_bytes'] / 1e6:.1f} MB) and took {one['metrics_scrape_s']:.2f} s to fetch; "
                  "the worker's event loop renders it, so every scrape pauses processing that long.")
-    notes.append("Throughput is timed by each group's committed offsets (ccpulse commits every 2.8 s, the peers every "
-                 "1 s), from the first commit to the commit covering every event; for ccpulse also until a record "
-                 "carries the newest event time. The Faust peer's `isodates` models parse '.175' as 175 "
-                 "microseconds (a Faust quirk; it does not change its cost).")
+    notes.append("Throughput is timed by each group's committed offsets (ccpulse's stage one and the peers "
+                 "commit every second), from the first commit to the commit covering every event; for ccpulse "
+                 "also until a record carries the newest event time. The Faust peer's `isodates` models parse "
+                 "'.175' as 175 microseconds (a Faust quirk; it does not change its cost).")
 
 
 def profile(broker: Broker, plan: Plan, logs: Path, out: Path, notes: list[str]) -> None:
