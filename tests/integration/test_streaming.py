@@ -280,15 +280,20 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
     second = pipeline.worker("w2").start()
 
     def split() -> tuple[set[str], set[str]] | None:
-        one, two = served_regions(first), served_regions(second)
-        return (one, two) if one and two and one | two == regions else None
+        """Every region served by exactly one of them. A region leaves the first worker when its
+        rebalance handler runs and reaches the newcomer once it has read the region's facts again;
+        the two need not happen in that order to the millisecond (either event loop may be busy),
+        so a passing overlap is allowed and only one that lasts to the deadline fails. The
+        newcomer's page is read first, which makes a momentary overlap rarer still."""
+        two = served_regions(second)
+        one = served_regions(first)
+        return (one, two) if one and two and one | two == regions and not one & two else None
 
     try:
-        one, two = wait_until(split, 60, f"both workers serving regions, all of {sorted(regions)} between them")
+        one, two = wait_until(split, 60, f"both workers serving regions, each of {sorted(regions)} by one of them")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {first.name} serves {sorted(served_regions(first))}, {second.name} serves "
                              f"{sorted(served_regions(second))}\n{pipeline.logs()}") from None
-    assert not one & two, f"regions served by both workers: {sorted(one & two)}"
     pipeline.send(pairs(events[cuts[0]:cuts[1]]))
     wait_for_records(pipeline, metrics, expected[1])
     assert (served_regions(first), served_regions(second)) == (one, two)
