@@ -75,8 +75,11 @@ class Intake:
         self.sensors = sensors
         self.group_id = group_id
         self.options = aiokafka_options(settings.kafka)
-        #: events partition -> the next offset to handle (all below have been handled)
+        #: events partition -> the next offset a commit may cover: every event below it has been
+        #: handled and its facts and dead letter handed to the producer
         self.positions: dict[int, int] = {}
+        #: deliveries of the facts and dead letters sent since the last commit
+        self._deliveries: list[asyncio.Future[Any]] = []
         #: events partitions whose state this worker holds
         self.owned: set[int] = set()
         #: held while a batch is handled and sent, so a rebalance sees whole batches only
@@ -108,15 +111,20 @@ class Intake:
                     raise RuntimeError("stage one could not rebuild the state of its new partitions") from self.broken
                 self.backlogged = sum(map(len, batches.values())) >= BATCH_EVENTS
                 async with self.lock:
-                    self._handle(batches)
+                    handled = self._handle(batches)
                     await self._send_facts()
+                    # only now may a commit cover these events: cancelled while the batch was being
+                    # sent (the worker stopping), the events are handled again at the next start
+                    self.positions.update(handled)
                     await self._tick()
                 await self._maybe_commit()
         finally:
             await self._stop()
 
-    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> dict[int, int]:
+        """Handle a fetched batch; the next offset of each partition in it."""
         handle, exposition = self.tracking.handle, self.exposition
+        handled: dict[int, int] = {}
         dead_letters = self._dead_letters
         newest_ts = None
         for tp, messages in batches.items():
@@ -130,18 +138,20 @@ class Intake:
                     newest_ts = outcome.event_ts
                     exposition.event_lag((now_ms() - outcome.event_ts) / 1000)
             if messages:
-                self.positions[partition] = messages[-1].offset + 1
+                handled[partition] = messages[-1].offset + 1
         if newest_ts is not None:
             exposition.set_watermark(self.tracking.watermark.value)
+        return handled
 
     async def _send_facts(self) -> None:
         """The batch's dead letters and facts go to the producer (delivered by the next commit)."""
         assert self.producer is not None
+        send, deliveries = self.producer.send, self._deliveries
         for key, value in self._dead_letters:
-            await self.producer.send(self.topics.dead_letters, key=key, value=value)
+            deliveries.append(await send(self.topics.dead_letters, key=key, value=value))
         self._dead_letters = []
         for partition, value in self.tracking.take_facts():
-            await self.producer.send(self.topics.facts, value=value, partition=partition)
+            deliveries.append(await send(self.topics.facts, value=value, partition=partition))
 
     async def _tick(self) -> None:
         """Carry the watermark to every facts partition, so every region sees time pass (after the
@@ -166,15 +176,19 @@ class Intake:
                 await self._commit(self.owned)
 
     async def _commit(self, partitions: Iterable[int]) -> None:
-        """Deliver everything sent, then commit the handled offsets of these partitions. A failed
-        commit (a rebalance under way) is logged and left to the next one: the events past the
-        last commit are handled again, which changes nothing downstream."""
+        """Deliver everything sent, then commit the handled offsets of these partitions. A delivery
+        that failed (the producer gave up retrying) raises: the worker stops without committing, and
+        the events are handled again at its restart. A failed commit (a rebalance under way) is
+        logged and left to the next one: the events past the last commit are handled again, which
+        changes nothing downstream."""
         assert self.producer is not None and self.consumer is not None
         offsets = {TopicPartition(self.topics.events, number): self.positions[number]
                    for number in partitions if number in self.positions}
         if not offsets:
             return
         await self.producer.flush()
+        deliveries, self._deliveries = self._deliveries, []
+        await asyncio.gather(*deliveries)
         try:
             await self.consumer.commit(offsets)
         except KafkaError as exc:

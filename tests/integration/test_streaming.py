@@ -212,13 +212,13 @@ def test_streaming_equals_replay(pipeline: Pipeline, tmp_path: Path) -> None:
 
 #: a worker reads faster than the test's producer writes: the backlog it is stopped inside is
 #: written while the worker is paused (SIGSTOP), and must be large enough to take it a while
-BACKLOG_VOLUME = 4.0
+BACKLOG_VOLUME = 10.0
 
 
 def worker_inside_a_backlog(pipeline: Pipeline, metrics: TopicReader, events: list[Event], first: int,
                             last: int) -> tuple[Worker, float]:
     """A worker given `events[:first]` and, once it has published, `events[first:last]` at once
-    (written while it is paused); returned as soon as it is a tenth into that backlog, with the
+    (written while it is paused); returned as soon as it is a twentieth into that backlog, with the
     events it had handled."""
     worker = pipeline.worker("w1").start()
     pipeline.send(pairs(events[:first]))
@@ -229,7 +229,7 @@ def worker_inside_a_backlog(pipeline: Pipeline, metrics: TopicReader, events: li
         pipeline.send(pairs(events[first:last]))
     finally:
         worker.process.send_signal(signal.SIGCONT)
-    inside = first + (last - first) // 10
+    inside = first + (last - first) // 20
     handled = wait_until(lambda: (n := value(worker.metrics(), "ccpulse_events_total")) >= inside and n, 60,
                          "the worker inside the backlog", interval=0.02)
     return worker, handled
