@@ -36,8 +36,10 @@ from streams.streaming.watchdog import PartitionGuard
 log = logging.getLogger(__name__)
 Job = Callable[..., Awaitable[None]]
 
-#: while stage one reads a backlog, a publishing round of d seconds is followed by a pause of this many times d
-PUBLISH_PAUSE_FACTOR = 4.0
+#: a publishing round of d seconds is followed by a pause of this many times d: while stage one reads a
+#: backlog (publishing then takes at most a fifth of the event loop), and while it keeps up (at most half)
+PUBLISH_PAUSE_BACKLOG = 4.0
+PUBLISH_PAUSE_STEADY = 1.0
 #: Faust's producer (records, alerts, rollup upserts) waits this long to fill a batch
 PRODUCER_LINGER_MS = 30
 #: how often the partition guard looks for partitions to rewind, and for stalled ones (see watchdog)
@@ -148,9 +150,9 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         """Publish changed records (at most once per interval per key) and breach transitions.
 
         Building every record of a busy worker can take a good part of a second. While stage one
-        reads a backlog, a round that took d seconds is followed by a pause of PUBLISH_PAUSE_FACTOR
-        * d, so publishing takes at most a fifth of the event loop and the backlog is read at full
-        speed; once it keeps up, every interval publishes, so the records stay fresh."""
+        reads a backlog, a round that took d seconds is followed by a pause of PUBLISH_PAUSE_BACKLOG
+        * d, so the backlog is read at nearly full speed; once it keeps up, by PUBLISH_PAUSE_STEADY *
+        d, so the records stay fresh without publishing taking the whole event loop."""
         started = time.monotonic()
         if started < pacing["not_before"]:
             return
@@ -169,8 +171,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         for key, value in publication.rollup:
             await send(rollup_topic, key, value, partition=0)
         finished = time.monotonic()
-        if intake.backlogged:
-            pacing["not_before"] = finished + PUBLISH_PAUSE_FACTOR * (finished - started)
+        pause = PUBLISH_PAUSE_BACKLOG if intake.backlogged else PUBLISH_PAUSE_STEADY
+        pacing["not_before"] = finished + pause * (finished - started)
 
     def handled() -> dict[str, dict[int, int]]:
         """The next offset each agent will handle, by topic and partition."""
