@@ -124,10 +124,21 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 
     @app.agent(facts_topic)
     async def aggregate(stream: faust.StreamT) -> None:
-        """Stage two: count facts into the region's buckets."""
+        """Stage two: count facts into the region's buckets.
+
+        A partition's state is rebuilt from its first offset: when the first message read of a
+        partition new here lies past it (Faust dropped what it had fetched during the rebalance),
+        the message is skipped and the partition rewound to its start (PartitionGuard)."""
         async for event in stream.events():
             message = event.message
             if message.partition not in regional.partitions:
+                tp = TP(message.topic, message.partition)
+                start = (await app.consumer.earliest_offsets(tp)).get(tp) or 0
+                if message.offset > start:
+                    log.info("facts partition %d: first read at offset %d, past its start %d; reading it from the "
+                             "start", message.partition, message.offset, start)
+                    guard.rewind_also([tp])
+                    continue
                 log.info("facts partition %d: rebuilding from offset %d", message.partition, message.offset)
             regional.handle(event.value, message.partition, message.offset)
 

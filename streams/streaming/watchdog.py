@@ -78,6 +78,10 @@ class PartitionGuard:
         """Seek these back to what their agent handled once the rebalance in progress is over."""
         self._rewind = set(partitions)
 
+    def rewind_also(self, partitions: Iterable[TP]) -> None:
+        """Seek these back too at the next round (an agent found a partition started past its beginning)."""
+        self._rewind |= set(partitions)
+
     async def keep_rewinding(self, interval_s: float) -> None:
         """For the worker's life, rewind once each rebalance is over. A loop rather than a timer: each call
         into the consumer's thread can wait for a fetch of up to a second, so a round can outlast the
