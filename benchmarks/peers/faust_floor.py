@@ -19,7 +19,7 @@ from pathlib import Path
 import faust
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from streams.streaming.app import PRODUCER_LINGER_MS
+from streams.streaming.intake import PRODUCER_LINGER_MS
 
 MODES = ("noop", "table")
 PARTITIONS = 12

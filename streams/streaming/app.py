@@ -25,7 +25,7 @@ from streams.config import Settings
 from streams.core.records import ALL
 from streams.exposition import Exposition
 from streams.streaming.credentials import faust_broker_options
-from streams.streaming.intake import Intake, OffsetSensors
+from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
@@ -40,8 +40,6 @@ Job = Callable[..., Awaitable[None]]
 #: backlog (publishing then takes at most a fifth of the event loop), and while it keeps up (at most half)
 PUBLISH_PAUSE_BACKLOG = 4.0
 PUBLISH_PAUSE_STEADY = 1.0
-#: Faust's producer (records, alerts, rollup upserts) waits this long to fill a batch
-PRODUCER_LINGER_MS = 30
 #: how often the partition guard looks for partitions to rewind, and for stalled ones (see watchdog)
 REWIND_CHECK_INTERVAL_S = 1.0
 STALL_CHECK_INTERVAL_S = 5.0

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 BATCH_EVENTS = 2000
 #: how long a fetch waits for events when there are none: the most a lone event waits for its facts
 FETCH_WAIT_MS = 50
-#: the producer waits this long to fill a request
+#: the producers (the intake's, and Faust's for records, alerts and rollup upserts) wait this long to fill a request
 PRODUCER_LINGER_MS = 30
 #: committing offsets, and carrying the watermark to every facts partition, at most this often
 COMMIT_INTERVAL_S = 1.0
