@@ -389,11 +389,10 @@ def test_a_failing_agent_stops_the_worker_with_an_error(pipeline: Pipeline, wher
     """A bug in an agent or in stage one's intake must not leave a live process that serves stale
     numbers and consumes nothing: the worker exits non-zero, so its supervisor restarts it and
     someone is told."""
-    poison = pipeline.topic("poison") if where == "agent" else "events"
+    poison = pipeline.create_topic("poison") if where == "agent" else "events"
     script = Path(__file__).with_name("poisoned_worker.py")
     worker = pipeline.worker("poisoned", command=(sys.executable, str(script), poison)).start()
-    pipeline.send_to(pipeline.topic("poison") if where == "agent" else pipeline.topic("events"),
-                     [(b"k", b"a bug's trigger")])
+    pipeline.send_to(poison if where == "agent" else pipeline.topic("events"), [(b"k", b"a bug's trigger")])
     wait_until(lambda: not worker.running, 60, f"the worker to exit after its {where} failed")
     assert worker.process is not None and worker.process.returncode != 0, worker.log_tail()
     assert "poisoned by b\"a bug's trigger\"" in worker.log_tail(200), worker.log_tail()

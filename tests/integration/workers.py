@@ -20,7 +20,8 @@ from typing import IO, Any
 
 import orjson
 from helpers import REPO, free_port, wait_until
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
 
 CCPULSE = REPO / ".venv" / "bin" / "ccpulse"
 READY_TIMEOUT_S = 60
@@ -162,6 +163,18 @@ class Pipeline:
 
     def topic(self, base: str) -> str:
         return f"{self.prefix}{base}"
+
+    def create_topic(self, base: str, partitions: int = 1) -> str:
+        """Create a topic of this pipeline that `topics apply` does not make; its full name.
+
+        A consumer group subscribed before its topic exists is not assigned it until its next
+        metadata refresh (minutes), so a test topic must exist before the worker starts."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            admin.create_topics([NewTopic(self.topic(base), num_partitions=partitions, replication_factor=1)])
+        finally:
+            admin.close()
+        return self.topic(base)
 
     def worker(self, name: str, command: tuple[str, ...] = (str(CCPULSE),)) -> Worker:
         """A new worker (not started yet) with its own port, data folder and log file."""
