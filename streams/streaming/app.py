@@ -166,12 +166,14 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         if started < pacing["not_before"]:
             return
         caught_up = {number: _caught_up(app, facts_topic, number, state.next_offset)
-                     for number, state in regional.partitions.items()}
+                     for number, state in regional.partitions.items() if not state.rebuilt}
         publication = regional.collect(caught_up)
         records = publication.records
         rollup = country["rollup"]
-        if country["owned"] and rollup.as_of is not None and _caught_up(app, rollup_topic, 0, rollup.next_offset):
-            records = records + rollup.collect()
+        if country["owned"] and rollup.as_of is not None:
+            rollup.rebuilt = rollup.rebuilt or _caught_up(app, rollup_topic, 0, rollup.next_offset)
+            if rollup.rebuilt:
+                records = records + rollup.collect()
         exposition.set_records(records)
         for record in records:
             await send(metrics_topic, record_key(record).encode(), orjson.dumps(record))

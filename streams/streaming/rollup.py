@@ -50,6 +50,8 @@ class CountryRollup:
         self.next_offset = 0
         self.as_of: int | None = None
         self.published: dict[str, dict[str, Any]] = {}
+        #: the partition has once reached its end since it was assigned (see RegionalStage.collect)
+        self.rebuilt = False
 
     def handle(self, raw: bytes, offset: int) -> None:
         if offset < self.next_offset:
