@@ -4,7 +4,8 @@ Each fact is added to its minute bucket only. A `today` window of up to 24 hours
 hours from hour buckets that are merged from their minutes when first read and kept until a fact
 lands in that hour again (late facts are rare), so the hot path does not pay for a second bucket.
 Buckets older than the retention horizon are dropped as the watermark advances, which keeps memory
-flat.
+flat. A window read once a second by the publisher is the newest minute plus a span of older
+minutes; the span's merge is kept until the window moves on a minute or a fact lands in it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED}
 class PairState:
     """Everything kept for one (region, channel)."""
 
-    __slots__ = ("current", "expiry", "hours", "key", "minute", "minutes", "tickets_open", "waiting")
+    __slots__ = ("current", "expiry", "hours", "key", "minute", "minutes", "spans", "spans_end", "tickets_open",
+                 "waiting")
 
     def __init__(self, key: tuple[str, str] = ("", ""), expiry: MinuteIndex | None = None) -> None:
         self.key = key
@@ -60,6 +62,10 @@ class PairState:
         #: the minute last written and its bucket: most facts of a pair fall in the minute of its last
         self.minute: int | None = None
         self.current: Bucket = []
+        #: start minute -> the merge of minutes [start, spans_end), made when read and dropped when
+        #: one of them changes or a span with another end is read
+        self.spans: dict[int, Bucket] = {}
+        self.spans_end = 0
 
     def bucket(self, ts: int) -> Bucket:
         """The minute bucket of a time for writing, created (and filed for release) when new; the
@@ -69,6 +75,8 @@ class PairState:
             return self.current
         if self.hours:
             self.hours.pop(minute // _PER_HOUR, None)
+        if self.spans and minute < self.spans_end:
+            self.spans.clear()
         bucket = self.minutes.get(minute)
         if bucket is None:
             bucket = self.minutes[minute] = new_bucket()
@@ -92,6 +100,44 @@ class PairState:
             if self.minute is not None and self.minute // _PER_HOUR == hour:
                 self.minute = None  # so the next write to this hour drops the merge
         return merged
+
+    def span_bucket(self, start: int, end: int) -> Bucket:
+        """The merge of minutes [start, end), kept until one of them changes (read, not to write)."""
+        if end != self.spans_end:
+            self.spans.clear()
+            self.spans_end = end
+        merged = self.spans.get(start)
+        if merged is None:
+            merged = self.spans[start] = self.merge_minutes(start, end)
+            if self.minute is not None and self.minute < end:
+                self.minute = None  # so the next write to a minute of the span drops the merge
+        return merged
+
+    def merge_minutes(self, start: int, end: int) -> Bucket:
+        """A new bucket: the merge of minutes [start, end), from hour buckets where an hour is covered."""
+        total = new_bucket()
+        first_full = -(-start // _PER_HOUR)
+        last_full = end // _PER_HOUR
+        if first_full >= last_full:
+            spans = [(start, end)]
+        else:
+            spans = [(start, first_full * _PER_HOUR), (last_full * _PER_HOUR, end)]
+            for hour in range(first_full, last_full):
+                bucket = self.hour_bucket(hour)
+                if bucket is not None:
+                    merge_into(total, bucket)
+        minutes = self.minutes
+        for low, high in spans:
+            if high - low > len(minutes):
+                for minute, bucket in minutes.items():
+                    if low <= minute < high:
+                        merge_into(total, bucket)
+            else:
+                for minute in range(low, high):
+                    bucket = minutes.get(minute)
+                    if bucket is not None:
+                        merge_into(total, bucket)
+        return total
 
 
 class Aggregator:
@@ -252,6 +298,7 @@ class Aggregator:
             if pair is not None:
                 pair.minutes.pop(minute, None)
                 pair.hours.pop(minute // _PER_HOUR, None)
+                pair.spans.clear()
                 pair.minute = None
                 touched.add(key)
         for key, visit, entered in self._waiting_expiry.pop_before(cutoff_minute):

@@ -13,7 +13,7 @@ from streams.config import ChannelTargets
 from streams.core.aggregator import Aggregator, PairState
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, merge_into, new_bucket
 from streams.core.histogram import percentile_us
-from streams.core.timefmt import DAY_MS, HOUR_MS, MINUTE_MS, format_minute, format_ms
+from streams.core.timefmt import DAY_MS, MINUTE_MS, format_minute, format_ms
 from streams.regions import zone
 
 SCHEMA = "ccpulse.metrics/v1"
@@ -34,30 +34,14 @@ def local_midnight_minute(region: str, as_of_ms: int) -> int:
 
 
 def sum_range(pair: PairState, start_minute: int, end_minute: int) -> Bucket:
-    """Sum of minute buckets in [start, end), using whole-hour buckets where an hour is covered."""
+    """Sum of minute buckets in [start, end): the newest minute added to the pair's kept merge of
+    the others, so a window read every second costs two merges, not one per minute."""
     total = new_bucket()
-    per_hour = HOUR_MS // MINUTE_MS
-    first_full = -(-start_minute // per_hour)
-    last_full = end_minute // per_hour
-    if first_full >= last_full:
-        spans = [(start_minute, end_minute)]
-    else:
-        spans = [(start_minute, first_full * per_hour), (last_full * per_hour, end_minute)]
-        for hour in range(first_full, last_full):
-            bucket = pair.hour_bucket(hour)
-            if bucket is not None:
-                merge_into(total, bucket)
-    minutes = pair.minutes
-    for low, high in spans:
-        if high - low > len(minutes):
-            for minute, bucket in minutes.items():
-                if low <= minute < high:
-                    merge_into(total, bucket)
-        else:
-            for minute in range(low, high):
-                bucket = minutes.get(minute)
-                if bucket is not None:
-                    merge_into(total, bucket)
+    newest = end_minute - 1
+    merge_into(total, pair.span_bucket(start_minute, newest))
+    bucket = pair.minutes.get(newest)
+    if bucket is not None:
+        merge_into(total, bucket)
     return total
 
 
@@ -161,11 +145,12 @@ class _Accumulator:
         merge_live(self.live, live)
 
 
-def build_records(aggregator: Aggregator, as_of_ms: int,
-                  channels: Mapping[str, ChannelTargets]) -> list[dict[str, Any]]:
+def build_records(aggregator: Aggregator, as_of_ms: int, channels: Mapping[str, ChannelTargets], *,
+                  country: bool = True) -> list[dict[str, Any]]:
     """All records at `as_of`, sorted by region, channel, window: each (region, channel) with data and
     its rollups. A pair whose region is already ALL (the country rollup's own state) only feeds the
-    ALL keys, since the set of keys it adds to collapses."""
+    ALL keys, since the set of keys it adds to collapses. Without `country`, the `region=ALL`
+    rollups are left out (a worker's share of the regions: the country rollup makes them)."""
     end = as_of_ms // MINUTE_MS + 1
     since = (as_of_ms - aggregator.horizon_ms) // MINUTE_MS
     midnights: dict[str, int] = {ALL: local_midnight_minute(ALL, as_of_ms)}
@@ -179,7 +164,9 @@ def build_records(aggregator: Aggregator, as_of_ms: int,
         if region not in midnights:
             midnights[region] = local_midnight_minute(region, as_of_ms)
         today = {midnights[region]: sum_range(pair, midnights[region], end)}
-        for target in {(region, channel), (region, ALL), (ALL, channel), (ALL, ALL)}:
+        targets = {(region, channel), (region, ALL), (ALL, channel), (ALL, ALL)} if country else \
+            {(region, channel), (region, ALL)}
+        for target in targets:
             start = midnights[target[0]]
             if start not in today:
                 today[start] = sum_range(pair, start, end)
@@ -188,27 +175,27 @@ def build_records(aggregator: Aggregator, as_of_ms: int,
                 acc = keys[target] = _Accumulator()
             acc.add({**rolling, "today": today[start]}, live)
 
+    # the times every record carries, formatted once per build
+    bounds = {"as_of": format_ms(as_of_ms), "window_end": format_minute(end * MINUTE_MS)}
+    starts = {name: format_minute((end - size) * MINUTE_MS) for name, size in ROLLING_WINDOWS}
     records = []
     for (region, channel) in sorted(keys):
         acc = keys[(region, channel)]
-        starts = {name: end - size for name, size in ROLLING_WINDOWS}
-        starts["today"] = midnights[region]
+        starts["today"] = format_minute(midnights[region] * MINUTE_MS)
         for window in WINDOWS:
-            records.append(_record(region, channel, window, starts[window], end, as_of_ms,
+            records.append(_record(region, channel, window, {"window_start": starts[window], **bounds}, as_of_ms,
                                    acc.windows[window], acc.live, channels))
     return records
 
 
-def _record(region: str, channel: str, window: str, start_minute: int, end_minute: int, as_of_ms: int,
-            bucket: Bucket, live: Live, channels: Mapping[str, ChannelTargets]) -> dict[str, Any]:
+def _record(region: str, channel: str, window: str, bounds: Mapping[str, str], as_of_ms: int, bucket: Bucket,
+            live: Live, channels: Mapping[str, ChannelTargets]) -> dict[str, Any]:
     threshold = None if channel == ALL else channels[channel].sla_threshold_s
     if threshold is not None and float(threshold).is_integer():
         threshold = int(threshold)
     record: dict[str, Any] = {
         "schema": SCHEMA, "region": region, "channel": channel, "window": window,
-        "window_start": format_minute(start_minute * MINUTE_MS),
-        "window_end": format_minute(end_minute * MINUTE_MS),
-        "as_of": format_ms(as_of_ms),
+        "window_start": bounds["window_start"], "window_end": bounds["window_end"], "as_of": bounds["as_of"],
         "sla_threshold_s": threshold,
     }
     record.update(fields_of(bucket))

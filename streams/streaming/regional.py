@@ -140,8 +140,7 @@ class RegionalStage:
                     continue
                 state.rebuilt = True
             rollup.extend(rollup_messages(state.aggregator, self.as_of))
-            records = [r for r in build_records(state.aggregator, self.as_of, self.settings.channels)
-                       if r["region"] != "ALL"]
+            records = build_records(state.aggregator, self.as_of, self.settings.channels, country=False)
             current.extend(records)
             for record in records:
                 key = record_key(record)

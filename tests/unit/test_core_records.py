@@ -321,3 +321,17 @@ def test_an_hour_read_while_its_last_minute_is_being_written_sees_later_writes()
     assert pair.hour_bucket(9)[CONTACTS] == 1
     pair.bucket(last_minute_ts + 1_000)[CONTACTS] += 1
     assert pair.hour_bucket(9)[CONTACTS] == 2
+
+
+def test_a_span_read_while_one_of_its_minutes_is_being_written_sees_later_writes() -> None:
+    """A window's older minutes are merged once and kept: a late fact into one of them, even into
+    the minute the pair wrote last (its fast path), must drop the merge."""
+    pair = PairState()
+    late_ts = 101 * 60_000 + 10_000
+    pair.bucket(late_ts)[CONTACTS] += 1
+    assert pair.span_bucket(98, 103)[CONTACTS] == 1
+    pair.bucket(late_ts + 1_000)[CONTACTS] += 1
+    assert pair.span_bucket(98, 103)[CONTACTS] == 2
+    pair.bucket(103 * 60_000)[CONTACTS] += 1  # the newest minute is not part of the span
+    assert pair.span_bucket(98, 103)[CONTACTS] == 2
+    assert pair.span_bucket(98, 104)[CONTACTS] == 3
