@@ -119,7 +119,6 @@ class WorkerSettings:
     app_id: str = "ccpulse"
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
-    stream_buffer_maxsize: int = 16384
     datadir: str = ".run/worker-data"
 
 

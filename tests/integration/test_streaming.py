@@ -25,7 +25,7 @@ from helpers import PrometheusStack, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from workers import Pipeline, TopicReader, Worker
 
-from streams.core.timefmt import format_ms, parse_rfc3339
+from streams.core.timefmt import format_ms, now_ms, parse_rfc3339
 from streams.simulate import scenarios
 from streams.simulate.generator import SimConfig, Simulation
 
@@ -384,15 +384,16 @@ def test_voice_collapse_breaches_and_recovers(pipeline: Pipeline) -> None:
     assert parse_rfc3339(states[-1]["as_of"]) >= events[0][0] + 50 * MINUTE_MS
 
 
-@pytest.mark.parametrize("where", ["agent", "intake"])
-def test_a_failing_agent_stops_the_worker_with_an_error(pipeline: Pipeline, where: str) -> None:
-    """A bug in an agent or in stage one's intake must not leave a live process that serves stale
-    numbers and consumes nothing: the worker exits non-zero, so its supervisor restarts it and
-    someone is told."""
-    poison = pipeline.create_topic("poison") if where == "agent" else "events"
+@pytest.mark.parametrize("stage", ["events", "facts"])
+def test_a_failing_stage_stops_the_worker_with_an_error(pipeline: Pipeline, stage: str) -> None:
+    """A bug in stage one or stage two must not leave a live process that serves stale numbers and
+    consumes nothing: the worker exits non-zero, so its supervisor restarts it and someone is told.
+    (A facts message, the first that stage two handles, comes from stage one handling an event.)"""
     script = Path(__file__).with_name("poisoned_worker.py")
-    worker = pipeline.worker("poisoned", command=(sys.executable, str(script), poison)).start()
-    pipeline.send_to(poison if where == "agent" else pipeline.topic("events"), [(b"k", b"a bug's trigger")])
-    wait_until(lambda: not worker.running, 60, f"the worker to exit after its {where} failed")
+    worker = pipeline.worker("poisoned", command=(sys.executable, str(script), stage)).start()
+    trigger = {"event_id": "e-1", "type": "contact.started", "ts": now_ms(), "contact_id": "c-1",
+               "region": "RU-MOW", "channel": "voice"}
+    pipeline.send([(b"c-1", orjson.dumps(trigger))])
+    wait_until(lambda: not worker.running, 60, f"the worker to exit after its {stage} stage failed")
     assert worker.process is not None and worker.process.returncode != 0, worker.log_tail()
-    assert "poisoned by b\"a bug's trigger\"" in worker.log_tail(200), worker.log_tail()
+    assert "poisoned by b'" in worker.log_tail(200), worker.log_tail()

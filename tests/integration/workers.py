@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterable
@@ -20,8 +21,7 @@ from typing import IO, Any
 
 import orjson
 from helpers import REPO, free_port, wait_until
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer, KafkaProducer
 
 CCPULSE = REPO / ".venv" / "bin" / "ccpulse"
 READY_TIMEOUT_S = 60
@@ -64,9 +64,10 @@ class Worker:
             raise AssertionError(f"{self.name} exited with {self.process.returncode}\n{self.log_tail()}")
         return self
 
-    def metrics(self) -> str:
-        """The text of /metrics (raises if the worker does not answer)."""
-        with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=5) as response:
+    def metrics(self, *names: str) -> str:
+        """The text of /metrics, only the named series if any are named (raises if the worker does not answer)."""
+        query = "?" + urllib.parse.urlencode([("name[]", name) for name in names]) if names else ""
+        with urllib.request.urlopen(f"http://{self.address}/metrics{query}", timeout=5) as response:
             return response.read().decode()
 
     def stop(self) -> int:
@@ -163,18 +164,6 @@ class Pipeline:
 
     def topic(self, base: str) -> str:
         return f"{self.prefix}{base}"
-
-    def create_topic(self, base: str, partitions: int = 1) -> str:
-        """Create a topic of this pipeline that `topics apply` does not make; its full name.
-
-        A consumer group subscribed before its topic exists is not assigned it until its next
-        metadata refresh (minutes), so a test topic must exist before the worker starts."""
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        try:
-            admin.create_topics([NewTopic(self.topic(base), num_partitions=partitions, replication_factor=1)])
-        finally:
-            admin.close()
-        return self.topic(base)
 
     def worker(self, name: str, command: tuple[str, ...] = (str(CCPULSE),)) -> Worker:
         """A new worker (not started yet) with its own port, data folder and log file."""

@@ -68,7 +68,7 @@ def test_reset_and_unassignment_forget_the_standing_position() -> None:
     clock.now += 20
     stalls.reset()
     clock.now += 20
-    assert stalls.observe({0: 5}, {0: 9}) == [], "a rebalance pauses partitions on purpose"
+    assert stalls.observe({0: 5}, {0: 9}) == [], "after a rebalance, positions start over"
     clock.now += 20
     assert stalls.observe({}, {}) == []  # partition 0 moved to another worker
     clock.now += 20
