@@ -14,15 +14,19 @@ times in the past, plus 10 marker events a second: `contact.started` in the one 
 (`MARKER_REGION`), with `ts` = the wall clock when sent. Marker i is on the metric topic when a
 `MARKER_REGION|voice|60m` record counts >= i contacts (its Kafka timestamp), and on /metrics when
 `ccpulse_contacts_total{region=MARKER_REGION}` >= i. Records are published by a 1 s timer, so a
-record's delay includes up to 1 s (0.5 s on average) of waiting for that timer. The first half of
-the measured time has no /metrics scrapes (it measures the records); the second half scrapes once
-a second (like an eager Prometheus) and measures /metrics: the time of the answer that first shows
-the marker, an upper bound up to 1 s late.
+record's delay includes up to 1 s (0.5 s on average) of waiting for that timer. Throughout the
+measured time the whole page is scraped every 15 s, as the deployed Prometheus does
+(deploy/prometheus/prometheus.yml); the second half also asks /metrics once a second for the
+marker series only (`?name[]=ccpulse_contacts_total`) and measures /metrics: the time of the
+answer that first shows the marker, an upper bound up to 1 s late. (Until 2026-12-01 the second
+half scraped the whole page every second: 55k lines at 0.2-0.4 s each, a load fifteen times what
+Prometheus puts on a worker, which took a third of the worker's time at 5,000 events/s.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
@@ -42,6 +46,8 @@ from streams.simulate.generator import SimConfig, Simulation
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MARKER_REGION = "RU-CHU"
+#: the deployed Prometheus' scrape interval (deploy/prometheus/prometheus.yml)
+PROMETHEUS_SCRAPE_S = 15.0
 BUSY_HOUR_UTC = 8  # 11:00 in Moscow: the model's busiest hour
 
 
@@ -149,8 +155,10 @@ def freshness(broker: Broker, out: Path, rate: int, seconds: float, warmup_s: fl
     try:
         worker.wait_ready()
         polls: list[tuple[float, float]] = []
+        scrapes: list[float] = []
         load = asyncio.run(_steady_load(broker.bootstrap, topics.topic("events"), events, rate,
-                                        (warmup_s, warmup_s + seconds / 2, warmup_s + seconds), worker, polls))
+                                        (warmup_s, warmup_s + seconds / 2, warmup_s + seconds), worker, polls,
+                                        scrapes))
         markers = load["markers"]
         deadline = time.time() + drain_s
         while _marker_count(worker, polls) < len(markers) and time.time() < deadline:
@@ -169,6 +177,7 @@ def freshness(broker: Broker, out: Path, rate: int, seconds: float, warmup_s: fl
                   "metrics": sum(_first(polls, i, 0.0) == 0.0 for i, _ in scraped)}
         return {"rate": rate, "achieved_rate": load["sent"] / (warmup_s + seconds), "seconds": seconds,
                 "record_markers": len(quiet), "metrics_markers": len(scraped), "rss_mib": worker.rss(),
+                "full_scrapes": len(scrapes), "full_scrape_max_s": max(scrapes, default=float("nan")),
                 "unseen_after_drain": unseen, "drain_s": drain_s,
                 "record_p50_s": percentile(to_record, 50), "record_p99_s": percentile(to_record, 99),
                 "record_p99_while_scraped_s": percentile(to_record_scraped, 99),
@@ -179,13 +188,15 @@ def freshness(broker: Broker, out: Path, rate: int, seconds: float, warmup_s: fl
 
 async def _steady_load(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], rate: int,
                        phases: tuple[float, float, float], worker: Worker,
-                       polls: list[tuple[float, float]]) -> dict[str, Any]:
-    """Send `events` at `rate`/s plus 10 markers/s until `phases[2]` s, scraping /metrics every second
-    from `phases[1]` s on; the marker send times (epoch ms) and the number of events sent."""
+                       polls: list[tuple[float, float]], scrapes: list[float]) -> dict[str, Any]:
+    """Send `events` at `rate`/s plus 10 markers/s until `phases[2]` s, scraping the whole of /metrics
+    every PROMETHEUS_SCRAPE_S from `phases[0]` s on and polling the markers' series every second from
+    `phases[1]` s on; the marker send times (epoch ms) and the number of events sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     stop = asyncio.Event()
     poller: asyncio.Task[None] | None = None
+    scraper: asyncio.Task[None] | None = None
     markers: list[int] = []
     sent = 0
     try:
@@ -196,6 +207,8 @@ async def _steady_load(bootstrap: str, topic: str, events: list[tuple[bytes, byt
             elapsed = tick * 0.01
             if elapsed >= phases[2]:
                 break
+            if scraper is None and elapsed >= phases[0]:
+                scraper = asyncio.create_task(_scrape_like_prometheus(worker, scrapes, stop))
             if poller is None and elapsed >= phases[1]:
                 poller = asyncio.create_task(_poll_markers(worker, polls, stop))
             await asyncio.sleep(max(0.0, started + elapsed - time.monotonic()))
@@ -218,8 +231,9 @@ async def _steady_load(bootstrap: str, topic: str, events: list[tuple[bytes, byt
         return {"markers": markers, "sent": sent}
     finally:
         stop.set()
-        if poller is not None:
-            await poller
+        for task in (poller, scraper):
+            if task is not None:
+                await task
         await producer.stop()
 
 
@@ -229,9 +243,19 @@ async def _poll_markers(worker: Worker, polls: list[tuple[float, float]], stop: 
         await asyncio.sleep(1.0)
 
 
+async def _scrape_like_prometheus(worker: Worker, durations: list[float], stop: asyncio.Event) -> None:
+    """The whole page every PROMETHEUS_SCRAPE_S, first at once; how long each took goes to `durations`."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.to_thread(worker.metrics)
+        durations.append(time.perf_counter() - started)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), PROMETHEUS_SCRAPE_S)
+
+
 def _marker_count(worker: Worker, polls: list[tuple[float, float]]) -> float:
     """Markers counted on /metrics now; appends (wall time at the answer, count) to `polls`."""
-    count = samples(worker.metrics(), "ccpulse_contacts_total", region=MARKER_REGION)
+    count = samples(worker.metrics("ccpulse_contacts_total"), "ccpulse_contacts_total", region=MARKER_REGION)
     polls.append((time.time(), count))
     return count
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -195,8 +196,10 @@ class Worker(Proc):
                 "--loglevel", "warning"]
         super().__init__(name, argv, dict(topics.env), out / f"{name}.log")
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as response:
+    def metrics(self, *names: str) -> str:
+        """The /metrics page, only the named series if any are named."""
+        query = "?" + urllib.parse.urlencode([("name[]", name) for name in names]) if names else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics{query}", timeout=10) as response:
             return response.read().decode()
 
     def wait_ready(self, timeout: float = 90) -> None:

@@ -80,4 +80,9 @@ def install_metrics_page(app: faust.App, registry: CollectorRegistry, prefix: st
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:
-        return Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        """The whole registry, or with `?name[]=<series>` (repeatable) only those series, as
+        prometheus_client's own handler does: a probe of one series need not pay for rendering
+        all of them (tens of thousands of lines once every region has series)."""
+        names = request.query.getall("name[]", [])
+        source = registry.restricted_registry(names) if names else registry
+        return Response(body=generate_latest(source), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -84,6 +84,23 @@ def test_no_created_series(loaded: Loaded) -> None:
     assert not _CREATED.findall(text)
 
 
+def sample_names(text: str) -> set[str]:
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_metrics_page_narrowed_to_named_series(loaded: Loaded) -> None:
+    """`?name[]=` serves only those series (a probe need not pay for rendering the whole page)."""
+    named = ("ccpulse_contacts_total", "ccpulse_watermark_timestamp_seconds")
+    narrow = loaded.first.metrics(*named)
+    whole = loaded.first.metrics()
+    assert sample_names(narrow) == set(named) < sample_names(whole)
+    assert series(narrow, "ccpulse_contacts_total") == series(whole, "ccpulse_contacts_total") != []
+
+
+def series(text: str, name: str) -> list[str]:
+    return sorted(line for line in text.splitlines() if line.startswith(name + "{"))
+
+
 def test_second_worker_takes_regions_and_no_region_is_served_twice(loaded: Loaded) -> None:
     first, second = loaded.first, loaded.pipeline.worker("w2")
     assert served_regions(first) == SERVED
