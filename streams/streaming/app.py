@@ -41,6 +41,9 @@ Job = Callable[..., Awaitable[None]]
 #: backlog (publishing then takes at most a fifth of the event loop), and while it keeps up (at most half)
 PUBLISH_PAUSE_BACKLOG = 4.0
 PUBLISH_PAUSE_STEADY = 1.0
+#: the producer's batch per partition: a round sends a few MB of records and rollup upserts, and with
+#: aiokafka's 16 KiB batches its sends kept waiting for room behind requests in flight
+PUBLISH_BATCH_BYTES = 1 << 18
 #: how often stage two's partitions are checked for stalls (see aggregation)
 STALL_CHECK_INTERVAL_S = 5.0
 
@@ -84,6 +87,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger_ms=PRODUCER_LINGER_MS,
+        producer_max_batch_size=PUBLISH_BATCH_BYTES,
         # A stage that raises has met a bug, not bad input (that is dead-lettered): restarting it
         # in place would resume from a state in an unknown condition, so the whole worker exits
         # non-zero and the process supervisor (systemd, Kubernetes) restarts it from the changelogs.
