@@ -87,7 +87,7 @@ def install_metrics_page(app: faust.App, registry: CollectorRegistry, prefix: st
 
         Rendered in a thread (prometheus_client is thread-safe): the whole page takes about a
         second, which on the event loop held every stage and the publisher still for that long at
-        each scrape. The thread shares the GIL, so the loop runs slower meanwhile, not not at all.
+        each scrape. The thread shares the GIL, so the loop runs slower meanwhile instead of stopping.
         (With a whole page every second, the thread was worse: the render then took a third of the
         worker's time either way, and the loop lost more of the GIL to it.)"""
         names = request.query.getall("name[]", [])
