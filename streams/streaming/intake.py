@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -129,25 +130,33 @@ class Intake:
             await self._stop()
 
     def _handle(self, batches: dict[TopicPartition, list[Any]]) -> dict[int, int]:
-        """Handle a fetched batch; the next offset of each partition in it."""
-        handle, exposition = self.tracking.handle, self.exposition
+        """Handle a fetched batch; the next offset of each partition in it. Its counts and event lags
+        go to the exposition once for the batch (the lags against one clock reading, taken as the
+        batch starts)."""
+        handle = self.tracking.handle
         handled: dict[int, int] = {}
         dead_letters = self._dead_letters
-        newest_ts = None
+        results: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        accepted_ts: list[int] = []
+        now = now_ms()
         for tp, messages in batches.items():
             partition = tp.partition
             for message in messages:
                 outcome = handle(message.value, partition, message.offset)
-                exposition.event_result(outcome.result, outcome.reason)
+                results[outcome.result] += 1
+                if outcome.reason is not None:
+                    reasons[outcome.reason] += 1
                 if outcome.dead_letter is not None:
                     dead_letters.append((message.key, outcome.dead_letter))
                 elif outcome.event_ts is not None:
-                    newest_ts = outcome.event_ts
-                    exposition.event_lag((now_ms() - outcome.event_ts) / 1000)
+                    accepted_ts.append(outcome.event_ts)
             if messages:
                 handled[partition] = messages[-1].offset + 1
-        if newest_ts is not None:
-            exposition.set_watermark(self.tracking.watermark.value)
+        if results:
+            self.exposition.events_read(results, reasons, now, accepted_ts)
+        if accepted_ts:
+            self.exposition.set_watermark(self.tracking.watermark.value)
         return handled
 
     async def _send_facts(self) -> None:

@@ -245,12 +245,9 @@ def test_pipeline_health_series_exist_from_the_start(expo: Exposition) -> None:
 
 
 def test_pipeline_health_series_move(expo: Exposition) -> None:
-    expo.event_result("accepted")
-    expo.event_result("duplicate")
-    expo.event_result("rejected", "too_late")
-    expo.event_lag(0.2)
-    expo.event_lag(-3.0)  # slightly future event: counted as no lag
-    expo.event_lag(100_000.0)
+    expo.events_read({"accepted": 1, "duplicate": 1, "rejected": 1}, {"too_late": 1}, T0,
+                     [T0 - 200, T0 + 3000,  # a slightly future event: counted as no lag
+                      T0 - 100_000_000])
     expo.set_watermark(T0)
     expo.region_event(MOW, T0)
     expo.region_event(MOW, T0 - 5000)  # an older event does not move the time back
@@ -264,6 +261,7 @@ def test_pipeline_health_series_move(expo: Exposition) -> None:
     assert now[key("ccpulse_event_lag_seconds_bucket", le="0.25")] == 2
     assert now[key("ccpulse_event_lag_seconds_bucket", le="86400.0")] == 2
     assert now[key("ccpulse_event_lag_seconds_bucket", le="172800.0")] == 3
+    assert now[key("ccpulse_event_lag_seconds_bucket", le="+Inf")] == now[key("ccpulse_event_lag_seconds_count")] == 3
     assert now[key("ccpulse_event_lag_seconds_sum")] == pytest.approx(100_000.2)
     assert now[key("ccpulse_watermark_timestamp_seconds")] == T0 / 1000
     assert now[key("ccpulse_region_last_event_timestamp_seconds", region=MOW)] == T0 / 1000
@@ -281,8 +279,7 @@ def full_exposition() -> Exposition:
         expo.observe(one)
     expo.observe(fact(F.BOT, "resolved", channel="chat"))
     expo.set_records([record(), record(channel="ALL", window="today"), record(region="ALL", oldest_waiting_s=None)])
-    expo.event_result("rejected", "malformed")
-    expo.event_lag(1.5)
+    expo.events_read({"rejected": 1}, {"malformed": 1}, T0, [T0 - 1500])
     expo.set_watermark(T0)
     expo.region_event(MOW, T0)
     return expo
