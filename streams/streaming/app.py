@@ -21,7 +21,6 @@ import faust
 import orjson
 from aiokafka import TopicPartition
 from faust.exceptions import NotReady, ProducerSendError
-from mode import CrashingSupervisor
 
 from streams.config import Settings
 from streams.exposition import Exposition
@@ -84,14 +83,9 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         topic_replication_factor=topics.replication_factor,
         key_serializer="raw",
         value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger_ms=PRODUCER_LINGER_MS,
         producer_max_batch_size=PUBLISH_BATCH_BYTES,
-        # A stage that raises has met a bug, not bad input (that is dead-lettered): restarting it
-        # in place would resume from a state in an unknown condition, so the whole worker exits
-        # non-zero and the process supervisor (systemd, Kubernetes) restarts it from the changelogs.
-        agent_supervisor=CrashingSupervisor,
         **faust_broker_options(settings.kafka),
     )
     exposition = Exposition(settings)
@@ -99,10 +93,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 
     events_topic = app.topic(topics.name("events"), partitions=partitions)
     dlq_topic = app.topic(topics.name("events.dlq"), partitions=partitions)
-    facts_topic = app.topic(topics.name("facts"), partitions=partitions, acks=False)
+    facts_topic = app.topic(topics.name("facts"), partitions=partitions)
     metrics_topic = app.topic(topics.name("metrics"), partitions=partitions)
     alerts_topic = app.topic(topics.name("alerts"), partitions=partitions)
-    rollup_topic = app.topic(topics.name("rollup"), partitions=1, internal=True, acks=False, compacting=True,
+    rollup_topic = app.topic(topics.name("rollup"), partitions=1, internal=True, compacting=True,
                              deleting=True, retention=settings.pipeline.retention_horizon_s + 6 * 3600)
 
     tracking = TrackingStage(settings, partitions)
@@ -121,7 +115,11 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     async def consume() -> None:
         """Both stages, after declaring every topic (as Faust declares an agent's, for a broker where
         `ccpulse topics apply` was not run; a group subscribed to a missing topic is not assigned it
-        until a metadata refresh minutes later). Either stage failing ends the task, and the worker."""
+        until a metadata refresh minutes later).
+
+        A stage that raises has met a bug, not bad input (that is dead-lettered): the task fails,
+        Faust crashes the worker, and it exits non-zero for its supervisor (systemd, Kubernetes)
+        to restart it, rebuilt from the topics, rather than go on from a state in an unknown condition."""
         for topic in (events_topic, dlq_topic, facts_topic, metrics_topic, alerts_topic, rollup_topic):
             await topic.maybe_declare()
         await asyncio.gather(intake.run(), aggregation.run())
