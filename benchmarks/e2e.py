@@ -16,11 +16,11 @@ times in the past, plus 10 marker events a second: `contact.started` in the one 
 `ccpulse_contacts_total{region=MARKER_REGION}` >= i. Records are published by a 1 s timer, so a
 record's delay includes up to 1 s (0.5 s on average) of waiting for that timer. Throughout the
 measured time the whole page is scraped every 15 s, as the deployed Prometheus does
-(deploy/prometheus/prometheus.yml); the second half also asks /metrics once a second for the
-marker series only (`?name[]=ccpulse_contacts_total`) and measures /metrics: the time of the
-answer that first shows the marker, an upper bound up to 1 s late. (Until 2026-12-01 the second
-half scraped the whole page every second: 55k lines at 0.2-0.4 s each, a load fifteen times what
-Prometheus puts on a worker, which took a third of the worker's time at 5,000 events/s.)
+(deploy/prometheus/prometheus.yml); the second half also asks /metrics every MARKER_POLL_S for
+the marker series only (`?name[]=ccpulse_contacts_total`) and measures /metrics: the time of the
+answer that first shows the marker, an upper bound up to MARKER_POLL_S late. (Until 2026-12-01
+the second half scraped the whole page every second, 55k lines at 0.2-1 s each: fifteen times
+the load Prometheus puts on a worker, which took a third of the worker's time at 5,000 events/s.)
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ DAY_MS = 24 * HOUR_MS
 MARKER_REGION = "RU-CHU"
 #: the deployed Prometheus' scrape interval (deploy/prometheus/prometheus.yml)
 PROMETHEUS_SCRAPE_S = 15.0
+#: how often the marker series is asked for: the resolution of the /metrics delays
+MARKER_POLL_S = 0.25
 BUSY_HOUR_UTC = 8  # 11:00 in Moscow: the model's busiest hour
 
 
@@ -120,7 +122,7 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
 
 
 def _events_read(worker: Worker) -> float:
-    return samples(worker.metrics(), "ccpulse_events_total")
+    return samples(worker.metrics("ccpulse_events_total"), "ccpulse_events_total")
 
 
 def _record_reflecting(bootstrap: str, topic: str, max_ts: int, timeout_s: float = 60) -> float:
@@ -190,7 +192,7 @@ async def _steady_load(bootstrap: str, topic: str, events: list[tuple[bytes, byt
                        phases: tuple[float, float, float], worker: Worker,
                        polls: list[tuple[float, float]], scrapes: list[float]) -> dict[str, Any]:
     """Send `events` at `rate`/s plus 10 markers/s until `phases[2]` s, scraping the whole of /metrics
-    every PROMETHEUS_SCRAPE_S from `phases[0]` s on and polling the markers' series every second from
+    every PROMETHEUS_SCRAPE_S from `phases[0]` s on and polling the markers' series every MARKER_POLL_S from
     `phases[1]` s on; the marker send times (epoch ms) and the number of events sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
@@ -240,7 +242,7 @@ async def _steady_load(bootstrap: str, topic: str, events: list[tuple[bytes, byt
 async def _poll_markers(worker: Worker, polls: list[tuple[float, float]], stop: asyncio.Event) -> None:
     while not stop.is_set():
         await asyncio.to_thread(_marker_count, worker, polls)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(MARKER_POLL_S)
 
 
 async def _scrape_like_prometheus(worker: Worker, durations: list[float], stop: asyncio.Event) -> None:

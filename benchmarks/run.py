@@ -193,7 +193,7 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     scraped = f"whole page every {e2e.PROMETHEUS_SCRAPE_S:g} s"
     for where, label, note in (("record", "metric topic", f"{fresh['record_markers']} markers, {scraped}"),
                                ("metrics", "/metrics", f"{fresh['metrics_markers']} markers, {scraped}, marker "
-                                                       "series polled every second")):
+                                                       f"series polled every {e2e.MARKER_POLL_S:g} s")):
         unseen = fresh["unseen_after_drain"][where]
         if unseen:
             note += (f"; {unseen} not shown {plan.fresh_drain_s:g} s after the load stopped, counted as that late: "
@@ -204,14 +204,15 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     notes.append(f"Freshness: the producer reached {fresh['achieved_rate']:,.0f} events/s. Records are published by a "
                  "once-a-second timer, so a record's delay includes up to 1 s (0.5 s on average) of waiting for it. "
                  "/metrics delays are the time of the first answer that shows the marker (upper bounds, up to about "
-                 f"1 s late); while the marker series was also polled, the record p99 was "
+                 f"{e2e.MARKER_POLL_S:g} s late); while the marker series was also polled, the record p99 was "
                  f"{fresh['record_p99_while_scraped_s']:.2f} s. The whole page was scraped {fresh['full_scrapes']} "
                  f"times, as the deployed Prometheus does (every {e2e.PROMETHEUS_SCRAPE_S:g} s), the longest taking "
                  f"{fresh['full_scrape_max_s']:.2f} s; the marker series was asked for alone (`?name[]=`), since "
-                 "scraping the whole page every second would put fifteen times Prometheus' load on the worker.")
+                 "scraping the whole page that often would put many times Prometheus' load on the worker.")
     notes.append(f"A /metrics page of the one-worker run had {one['metrics_page_lines']:,} lines "
                  f"({one['metrics_page_bytes'] / 1e6:.1f} MB) and took {one['metrics_scrape_s']:.2f} s to fetch; "
-                 "the worker's event loop renders it, so every scrape pauses processing that long.")
+                 "the worker renders it in a thread beside its event loop, which runs slower (sharing the GIL) "
+                 "for that long.")
     notes.append("Throughput is timed by each group's committed offsets (ccpulse's stage one and the peers "
                  "commit every second), from the first commit to the commit covering every event; for ccpulse "
                  "also until a record carries the newest event time. The Faust peer's `isodates` models parse "
