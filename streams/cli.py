@@ -14,7 +14,7 @@ from streams.errors import CcpulseError
 #: subcommand -> (module that implements it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("streams.topics", "create or update the Kafka topics of the spec"),
-    "worker": ("streams.worker", "run a streaming worker (Faust agents, /metrics)"),
+    "worker": ("streams.worker", "run a streaming worker (both stages, the publisher, /metrics)"),
     "simulate": ("streams.simulate.cli", "produce realistic channel events to a file or to Kafka"),
     "replay": ("streams.replay", "compute metric records from event files"),
     "dashboards": ("dashboards.cli", "build or push the Grafana dashboards"),

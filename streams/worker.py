@@ -14,7 +14,7 @@ from streams.tuning import tune_gc
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worker", help="run a streaming worker (Faust agents, /metrics)",
+    parser = subparsers.add_parser("worker", help="run a streaming worker (both stages, the publisher, /metrics)",
                                    description="Run a streaming worker: consumes the events topic, publishes "
                                                "metric records, SLA alerts and dead letters, serves /metrics.")
     parser.add_argument("--config", help="configuration file (TOML)")

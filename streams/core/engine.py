@@ -1,6 +1,6 @@
 """The whole computation in one process: decode -> track -> aggregate, with watermark and counters.
 
-`replay` and the benchmarks drive it directly; the Faust agents use the same pieces split across
+`replay` and the benchmarks drive it directly; the streaming stages use the same pieces split across
 two stages (contact-keyed tracking, region-keyed aggregation).
 """
 

@@ -1,1 +1,1 @@
-"""The Faust shell around the metric core: agents, tables, publication."""
+"""The streaming shell around the metric core: the two consuming stages, publication, /metrics (run by Faust)."""

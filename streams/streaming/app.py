@@ -176,7 +176,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
     """A job caught sending while the worker stops ends quietly instead of crashing the worker.
 
-    Stopping, Faust stops the producer before it cancels timers and agents, so a send in flight
+    Stopping, Faust stops the producer before it cancels timers and tasks, so a send in flight
     then fails (NotReady, or ProducerSendError for a closed producer). Nothing is lost: records
     and breach transitions are sent again by the next worker's publisher."""
     def decorate(job: Job) -> Job:

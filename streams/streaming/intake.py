@@ -5,7 +5,7 @@ Not a Faust agent: Faust delivers a message at a time through its conductor and 
 doubled that; read in batches with aiokafka and kept in plain dicts, stage one costs a few
 microseconds per event (README, Performance). Its consumer group is the worker's app id with
 `-intake` appended; Kafka splits the events partitions among the workers as it splits the facts
-partitions among their Faust consumers.
+partitions among their stage-two consumers.
 
 Delivery: an offset is committed only after the facts and dead letters of every event below it
 are on the broker. On assignment, a partition new to this worker is read again from its
@@ -40,7 +40,7 @@ BATCH_EVENTS = 2000
 #: how long the broker holds a fetch until FETCH_MIN_BYTES of events have arrived: the most a lone
 #: event waits for its facts. Under a steady load, a fetch that returned as soon as one event was
 #: there made batches of a few events, each sending a facts message to every facts partition, and
-#: stage two (a Faust agent, ~130 µs a message) then took the event loop (5,000 events/s saturated
+#: stage two (then a Faust agent, ~130 µs a message) took the event loop (5,000 events/s saturated
 #: a worker that reads 24,000/s in a backlog). Held up to 50 ms, a batch carries a steady load's
 #: 50 ms of events; in a backlog a fetch is full at once.
 FETCH_WAIT_MS = 50
