@@ -20,11 +20,12 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
+from streams.streaming.rebalance import StageRebalance
 from streams.streaming.regional import RegionalStage
 from streams.streaming.rollup import CountryRollup
 from streams.streaming.watchdog import STALL_AFTER_S, StallWatch
@@ -59,6 +60,7 @@ class Aggregation:
         self.owns_rollup = False
         self.consumer: AIOKafkaConsumer | None = None
         self.watch: StallWatch[TopicPartition] = StallWatch(STALL_AFTER_S)
+        self.rebalance = StageRebalance(self, "stage two could not take over its new partitions")
 
     async def run(self) -> None:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
@@ -67,9 +69,10 @@ class Aggregation:
                                          **self.options)
         await self.consumer.start()
         try:
-            self.consumer.subscribe([self.topics.facts, self.topics.rollup], listener=_Rebalance(self))
+            self.consumer.subscribe([self.topics.facts, self.topics.rollup], listener=self.rebalance)
             while True:
                 batches = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH_MESSAGES)
+                self.rebalance.raise_if_failed()
                 self._handle(batches)
         finally:
             await self.consumer.stop()
@@ -115,6 +118,9 @@ class Aggregation:
                         ends[tp] - positions.get(tp, 0), self.watch.stall_after_s)
         return len(stalled)
 
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing to commit: the state is kept until the new assignment says what was lost."""
+
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Drop the state of partitions lost (their series leave /metrics at once, before the new owner
         serves them); read new partitions from their beginning and kept ones on from their stage's position."""
@@ -139,14 +145,3 @@ class Aggregation:
             self.consumer.seek(tp, offset)
         if new:
             await self.consumer.seek_to_beginning(*new)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, aggregation: Aggregation) -> None:
-        self.aggregation = aggregation
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing to commit: the state is kept until the new assignment says what was lost."""
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.aggregation.on_assigned(assigned)

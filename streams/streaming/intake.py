@@ -24,13 +24,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.config import Settings
 from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.kafka_client import aiokafka_options
+from streams.streaming.rebalance import StageRebalance
 from streams.streaming.tracking import TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,7 @@ class Intake:
         self.producer: AIOKafkaProducer | None = None
         #: the last fetch was full: events are waiting (the publisher then paces itself)
         self.backlogged = False
-        #: why a rebuild failed, if one did (see `_Rebalance`)
-        self.broken: BaseException | None = None
+        self.rebalance = StageRebalance(self, "stage one could not rebuild the state of its new partitions")
 
     async def run(self) -> None:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
@@ -112,11 +112,10 @@ class Intake:
         await self.producer.start()
         try:
             await self.consumer.start()
-            self.consumer.subscribe([self.topics.events], listener=_Rebalance(self))
+            self.consumer.subscribe([self.topics.events], listener=self.rebalance)
             while True:
                 batches = await self.consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=BATCH_EVENTS)
-                if self.broken is not None:
-                    raise RuntimeError("stage one could not rebuild the state of its new partitions") from self.broken
+                self.rebalance.raise_if_failed()
                 self.backlogged = sum(map(len, batches.values())) >= BATCH_EVENTS
                 async with self.lock:
                     handled = self._handle(batches)
@@ -308,22 +307,3 @@ async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
             log.info("rebuilding events partitions %s: %d events read again so far",
                      sorted(tp.partition for tp in remaining), count)
     return count
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """aiokafka logs what a listener raises and goes on; a partition whose state could not be
-    rebuilt must not be handled from an empty state, so the failure is kept for `Intake.run` to
-    raise (the worker then exits, and its restart rebuilds again)."""
-
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.intake.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        try:
-            await self.intake.on_assigned(assigned)
-        except Exception as exc:
-            self.intake.broken = exc
-            raise
