@@ -119,15 +119,15 @@ class PairState:
         first_full = -(-start // _PER_HOUR)
         last_full = end // _PER_HOUR
         if first_full >= last_full:
-            spans = [(start, end)]
+            ranges = [(start, end)]
         else:
-            spans = [(start, first_full * _PER_HOUR), (last_full * _PER_HOUR, end)]
+            ranges = [(start, first_full * _PER_HOUR), (last_full * _PER_HOUR, end)]
             for hour in range(first_full, last_full):
                 bucket = self.hour_bucket(hour)
                 if bucket is not None:
                     merge_into(total, bucket)
         minutes = self.minutes
-        for low, high in spans:
+        for low, high in ranges:
             if high - low > len(minutes):
                 for minute, bucket in minutes.items():
                     if low <= minute < high:
