@@ -96,7 +96,22 @@ class Aggregation:
             positions[TopicPartition(self.topics.rollup, 0)] = self.country.next_offset
         return positions
 
-    def caught_up(self, tp: TopicPartition, next_offset: int) -> bool:
+    def facts_caught_up(self) -> dict[int, bool]:
+        """For each facts partition not rebuilt yet: has its stage reached the end known to the consumer?"""
+        return {number: self._caught_up(TopicPartition(self.topics.facts, number), state.next_offset)
+                for number, state in self.regional.partitions.items() if not state.rebuilt}
+
+    def country_rebuilt(self) -> bool:
+        """The country rollup is owned here and has caught up with its partition once since (records
+        are held back until then, as a facts partition's are)."""
+        country = self.country
+        if not self.owns_rollup or country.as_of is None:
+            return False
+        country.rebuilt = country.rebuilt or self._caught_up(TopicPartition(self.topics.rollup, 0),
+                                                             country.next_offset)
+        return country.rebuilt
+
+    def _caught_up(self, tp: TopicPartition, next_offset: int) -> bool:
         """True once a stage has handled every message of its partition known to the consumer; not
         before the first fetch has told the consumer where the end is."""
         if self.consumer is None or tp not in self.consumer.assignment():
@@ -127,17 +142,15 @@ class Aggregation:
         assert self.consumer is not None
         owned = {tp.partition for tp in assigned if tp.topic == self.topics.facts}
         lost = self.regional.revoke([number for number in list(self.regional.partitions) if number not in owned])
+        kept = {tp: offset for tp, offset in self.next_offsets().items() if tp in assigned}
         owns_rollup = any(tp.topic == self.topics.rollup for tp in assigned)
-        keeps_rollup = owns_rollup and self.owns_rollup
         if self.owns_rollup and not owns_rollup:
             lost.add(ALL)
-        if not keeps_rollup:
+        if TopicPartition(self.topics.rollup, 0) not in kept:
             self.country = CountryRollup(self.settings)
         self.owns_rollup = owns_rollup
         self.forget_regions(lost)
         self.watch.reset()
-        kept = {tp: offset for tp, offset in self.next_offsets().items()
-                if tp.topic == self.topics.facts or keeps_rollup}
         new = [tp for tp in assigned if tp not in kept]
         log.info("facts partitions owned %s (rebuilding %s), rollup owned %s, lost regions %s", sorted(owned),
                  sorted(tp.partition for tp in new if tp.topic == self.topics.facts), owns_rollup, sorted(lost))

@@ -19,7 +19,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import TopicPartition
 from faust.exceptions import NotReady, ProducerSendError
 
 from streams.config import Settings
@@ -143,17 +142,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         started = time.monotonic()
         if started < pacing["not_before"]:
             return
-        facts_name = facts_topic.get_topic_name()
-        caught_up = {number: aggregation.caught_up(TopicPartition(facts_name, number), state.next_offset)
-                     for number, state in regional.partitions.items() if not state.rebuilt}
-        publication = regional.collect(caught_up)
+        publication = regional.collect(aggregation.facts_caught_up())
         records = publication.records
-        rollup = aggregation.country
-        if aggregation.owns_rollup and rollup.as_of is not None:
-            rollup.rebuilt = rollup.rebuilt or aggregation.caught_up(
-                TopicPartition(rollup_topic.get_topic_name(), 0), rollup.next_offset)
-            if rollup.rebuilt:
-                records = records + rollup.collect()
+        if aggregation.country_rebuilt():
+            records = records + aggregation.country.collect()
         exposition.set_records(records)
         for record in records:
             await send(metrics_topic, record_key(record).encode(), orjson.dumps(record))
