@@ -28,11 +28,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.config import Settings
+from streams.core.engine import ACCEPTED
 from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.kafka_client import aiokafka_options
 from streams.streaming.rebalance import StageRebalance
-from streams.streaming.tracking import TrackingStage, encode_tick
+from streams.streaming.tracking import ACCEPTED_OUTCOME, TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
 
@@ -137,21 +138,22 @@ class Intake:
         dead_letters = self._dead_letters
         results: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
-        accepted_ts: list[int] = []
         now = now_ms()
         for tp, messages in batches.items():
             partition = tp.partition
             for message in messages:
                 outcome = handle(message.value, partition, message.offset)
+                if outcome is ACCEPTED_OUTCOME:
+                    continue  # counted from the stage's accepted event times
                 results[outcome.result] += 1
-                if outcome.reason is not None:
-                    reasons[outcome.reason] += 1
                 if outcome.dead_letter is not None:
+                    reasons[outcome.reason] += 1
                     dead_letters.append((message.key, outcome.dead_letter))
-                elif outcome.event_ts is not None:
-                    accepted_ts.append(outcome.event_ts)
             if messages:
                 handled[partition] = messages[-1].offset + 1
+        accepted_ts = self.tracking.take_accepted()
+        if accepted_ts:
+            results[ACCEPTED] = len(accepted_ts)
         if results:
             self.exposition.events_read(results, reasons, now, accepted_ts)
         if accepted_ts:

@@ -31,14 +31,18 @@ from streams.core.tracker import Tracker
 from streams.regions import catalogue
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What one event produced: a result, maybe a dead letter (its facts wait in the stage's batch)."""
+    """What one event produced: a result, maybe a dead letter. Its facts wait in the stage's batch,
+    an accepted event's time in the stage's `accepted_ts`."""
 
     result: str
     reason: str | None = None
     dead_letter: bytes | None = None
-    event_ts: int | None = None
+
+
+#: the outcomes without details, shared: an object per event cost ~4 % of a busy worker (py-spy)
+ACCEPTED_OUTCOME, DUPLICATE_OUTCOME = Outcome(ACCEPTED), Outcome(DUPLICATE)
 
 
 #: one batch entry: [source partition, source offset, index of the region within the event, facts]
@@ -81,6 +85,8 @@ class TrackingStage:
         #: facts partition -> entries not yet taken, in the order their events were handled
         self.batch: dict[int, list[Entry]] = {}
         self._facts_partition: dict[str, int] = {}
+        #: event times of the events accepted since the last `take_accepted`
+        self.accepted_ts: list[int] = []
 
     def tracker(self, partition: int) -> Tracker:
         tracker = self.trackers.get(partition)
@@ -105,11 +111,14 @@ class TrackingStage:
         except Rejected as rejection:  # a conflict
             return _rejected(raw, rejection, self.clock())
         if facts is None:
-            return Outcome(DUPLICATE)
-        if self.watermark.advance(event.ts):
+            return DUPLICATE_OUTCOME
+        ts = event.ts
+        if self.watermark.advance(ts):
             self._release()
-        self._batch(partition, offset, facts)
-        return Outcome(ACCEPTED, event_ts=event.ts)
+        if facts:
+            self._batch(partition, offset, facts)
+        self.accepted_ts.append(ts)
+        return ACCEPTED_OUTCOME
 
     def rebuild(self, raw: bytes, partition: int, arrived_ms: int) -> None:
         """An event handled before (below the committed offset) read again for its state only: what
@@ -136,11 +145,26 @@ class TrackingStage:
             tracker.release(watermark)
 
     def _batch(self, partition: int, offset: int, facts: list[Fact]) -> None:
+        """File the event's facts by region, in region order, each group as one entry."""
+        region = facts[0][1]
+        for fact in facts:
+            if fact[1] != region:
+                break
+        else:  # nearly always: every fact of the event is of one region
+            self._entries(region).append([partition, offset, 0, facts])
+            return
         by_region: dict[str, list[Fact]] = {}
         for fact in facts:
             by_region.setdefault(fact[1], []).append(fact)
         for index, (region, group) in enumerate(sorted(by_region.items())):
-            self.batch.setdefault(self.facts_partition(region), []).append([partition, offset, index, group])
+            self._entries(region).append([partition, offset, index, group])
+
+    def _entries(self, region: str) -> list[Entry]:
+        number = self.facts_partition(region)
+        entries = self.batch.get(number)
+        if entries is None:
+            entries = self.batch[number] = []
+        return entries
 
     def facts_partition(self, region: str) -> int:
         """Where the producer's partitioner would put the region's key; stage two is keyed by region."""
@@ -156,6 +180,11 @@ class TrackingStage:
                     for number, entries in sorted(self.batch.items())]
         self.batch = {}
         return messages
+
+    def take_accepted(self) -> list[int]:
+        """The event times of the events accepted since the last call."""
+        accepted, self.accepted_ts = self.accepted_ts, []
+        return accepted
 
     def open_ticket_messages(self) -> list[tuple[bytes, bytes]]:
         """Restatements of tickets open for more than a day, keyed by region. The facts topic keeps

@@ -156,6 +156,37 @@ def test_fact_messages_carry_the_source_position_of_each_entry() -> None:
             assert positions == sorted(positions)
 
 
+def test_an_event_with_facts_of_two_regions_makes_one_entry_per_region_in_region_order() -> None:
+    """A visit left in one region and then (later in the log) entered in another: the entry's facts
+    are the visit in the first region and the offer in the second, filed apart, indexed by region."""
+    tracking = TrackingStage(config.load(env={}), PARTITIONS)
+    now = now_ms()
+    common = {"contact_id": "c-9", "channel": "voice"}
+    left = {"event_id": "c-9-l", "type": "queue.left", "ts": now - 60_000, "region": "RU-MOW",
+            "reason": "answered", **common}
+    entered = {"event_id": "c-9-e", "type": "queue.entered", "ts": now - 90_000, "region": "RU-KGD", **common}
+    assert [tracking.handle(orjson.dumps(event), 0, offset).result
+            for offset, event in enumerate((left, entered))] == ["accepted", "accepted"]
+    entries = sorted((entry[1], entry[2], number, [fact[:2] for fact in entry[3]])
+                     for number, value in tracking.take_facts() for entry in orjson.loads(value)["e"])
+    assert entries == [  # the leave alone, with no wait known, counts nothing yet
+        (1, 0, partition_of("RU-KGD", PARTITIONS), [["offered", "RU-KGD"]]),
+        (1, 1, partition_of("RU-MOW", PARTITIONS), [["visit", "RU-MOW"]]),
+    ]
+    assert tracking.take_accepted() == [left["ts"], entered["ts"]]
+    assert tracking.take_accepted() == []
+
+
+def test_only_accepted_events_leave_their_time_for_the_lag_histogram() -> None:
+    tracking = TrackingStage(config.load(env={}), PARTITIONS)
+    started, _ = contact_events("c-8", resolved=True)
+    outcomes = [tracking.handle(raw, 0, offset) for offset, raw in enumerate((started, started, b"{"))]
+    assert [(o.result, o.reason) for o in outcomes] == [("accepted", None), ("duplicate", None),
+                                                        ("rejected", "malformed")]
+    assert outcomes[2].dead_letter is not None
+    assert tracking.take_accepted() == [orjson.loads(started)["ts"]]
+
+
 def test_a_message_mixing_new_and_already_applied_entries_applies_only_the_new() -> None:
     """After a restart, stage one's first batch can hold facts resent from before the crash
     beside new ones; stage two must skip the first, entry by entry, and apply the rest."""
