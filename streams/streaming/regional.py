@@ -99,11 +99,16 @@ class RegionalStage:
             if position <= applied.get(source_partition, (-1, -1)):
                 continue  # stage one sent these facts again after a restart
             applied[source_partition] = position
+            newest = -1
             for fact in facts:
                 apply(tuple(fact))
-                state.regions.add(fact[1])
+                if fact[3] > newest:
+                    newest = fact[3]
+            if facts:  # an entry's facts are of one region (stage one groups them so)
+                region = facts[0][1]
+                state.regions.add(region)
                 if self.region_event is not None:
-                    self.region_event(fact[1], fact[3])
+                    self.region_event(region, newest)
 
     def _advance(self, watermark: int) -> None:
         previous = self.as_of
