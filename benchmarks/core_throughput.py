@@ -3,12 +3,12 @@
 Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions RU-MOW,...] [--split] [--json FILE]
 
 The events are generated first (not timed) and kept as raw JSON lines, as they would arrive
-from Kafka or a replay file; then each line goes through `Engine.process_raw` (decode,
-validate, deduplicate, track, aggregate); then through stage one's `rebuild` (what a worker
-does with its partitions' retained events after an assignment: decode and track, no facts).
-`--split` also times the three parts on their own (each fed the previous part's output, made
-beforehand), to see where the time goes. Memory is
-the traced size of the engine's state, sampled every simulated hour, so one can see whether
+from Kafka or a replay file; then they go through `Engine.process_lines`, as `ccpulse replay`
+hands them over (decode, validate, deduplicate, track, aggregate, a chunk of lines at a time);
+then through stage one's `rebuild` (what a worker does with its partitions' retained events
+after an assignment: decode and track, no facts). `--split` also times the three parts on their
+own (each fed the previous part's output, made beforehand), to see where the time goes. Memory
+is the traced size of the engine's state, sampled every simulated hour, so one can see whether
 released state keeps it flat.
 """
 
@@ -44,9 +44,7 @@ def measure_throughput(lines: list[bytes]) -> dict[str, float]:
     gc.collect()
     tune_gc(freeze_survivors=True)  # as `ccpulse replay` does
     started = time.perf_counter()
-    process = engine.process_raw
-    for line in lines:
-        process(line)
+    engine.process_lines(lines)
     elapsed = time.perf_counter() - started
     started = time.perf_counter()
     records = engine.records()
@@ -105,7 +103,7 @@ def measure_memory(lines: list[bytes]) -> list[tuple[float, float]]:
     samples = []
     first = next_sample = None
     for line in lines:
-        engine.process_raw(line)
+        engine.process_raw(line)  # one by one, to sample between events
         watermark = engine.watermark.value
         if watermark is None:
             continue

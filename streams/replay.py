@@ -58,12 +58,10 @@ def run(args: argparse.Namespace) -> int:
                 pending.append((event.ts, event.event_id, raw))
         pending.sort(key=lambda item: (item[0], item[1]))
         cutoff = as_of if as_of is not None else (pending[-1][0] if pending else None)
-        not_yet = 0
-        for ts, _, raw in pending:
-            if ts > cutoff:
-                not_yet += 1
-                continue
-            engine.process(engine.decode(raw), raw)
+        due = [raw for ts, _, raw in pending if ts <= cutoff]
+        not_yet = len(pending) - len(due)
+        del pending
+        engine.process_lines(due)
         records = engine.records(cutoff) if cutoff is not None else []
     sys.stdout.buffer.write(orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()

@@ -7,7 +7,8 @@ two stages (contact-keyed tracking, region-keyed aggregation).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from streams.config import Settings
@@ -21,6 +22,8 @@ from streams.core.tracker import Tracker
 from streams.regions import catalogue
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+#: events decoded and tracked before their facts are counted (`Engine.process_lines`)
+CHUNK_LINES = 1000
 
 DeadLetterSink = Callable[[bytes, Mapping[str, Any]], Any]
 
@@ -89,42 +92,59 @@ class Engine:
             return None
 
     def process_raw(self, raw: bytes) -> None:
-        try:  # not through `self.decode`: one call less on the hot path
-            event = decode(raw, self.regions, self.processing_clock, self.future_ms)
-        except Rejected as rejection:
-            self.reject(raw, rejection)
-            return
-        self.process(event, raw)
+        self._count(self._track((raw,)))
 
-    def process(self, event: Event, raw: bytes) -> None:
-        watermark = self.watermark
-        try:
-            if event.ts < watermark.floor and self.reject_late:  # the cheaper test first: it is per event
-                watermark.check(event)
-            facts = self.tracker.process(event)
-        except Rejected as rejection:
-            self.reject(raw, rejection)
-            return
-        if facts is None:
-            self.duplicates += 1
-            return
-        self.accepted += 1
-        apply = self.aggregator.apply
-        for fact in facts:
-            apply(fact)
-        if watermark.advance(event.ts):
-            self.release()
+    def process_lines(self, lines: Iterable[bytes]) -> None:
+        """Process raw events in order, as `process_raw` one by one would, a chunk at a time: each
+        chunk is decoded and tracked, then its facts are counted. Two tight loops instead of one
+        that alternates between them ran ~10 % faster (benchmarks/core_throughput.py)."""
+        remaining = iter(lines)
+        while chunk := list(islice(remaining, CHUNK_LINES)):
+            self._count(self._track(chunk))
+
+    def _track(self, raws: Sequence[bytes]) -> list[tuple[list[F.Fact], int | None]]:
+        """Decode, check and track each event; their facts in segments, each ending where the
+        watermark entered a new minute (with that watermark, for `_count` to release state at the
+        very point the one-by-one order would)."""
+        regions, clock, future_ms = self.regions, self.processing_clock, self.future_ms
+        track, watermark, reject_late = self.tracker.process, self.watermark, self.reject_late
+        segments: list[tuple[list[F.Fact], int | None]] = []
+        facts: list[F.Fact] = []
+        for raw in raws:
+            try:
+                event = decode(raw, regions, clock, future_ms)
+                if event.ts < watermark.floor and reject_late:  # the cheaper test first: it is per event
+                    watermark.check(event)
+                new = track(event)
+            except Rejected as rejection:
+                self.reject(raw, rejection)
+                continue
+            if new is None:
+                self.duplicates += 1
+                continue
+            self.accepted += 1
+            facts += new
+            if watermark.advance(event.ts):
+                self.tracker.release(watermark.value)
+                segments.append((facts, watermark.value))
+                facts = []
+        segments.append((facts, None))
+        return segments
+
+    def _count(self, segments: list[tuple[list[F.Fact], int | None]]) -> None:
+        aggregator = self.aggregator
+        apply = aggregator.apply
+        for facts, release_at in segments:
+            for fact in facts:
+                apply(fact)
+            if release_at is not None:
+                aggregator.release(release_at)
 
     def reject(self, raw: bytes, rejection: Rejected) -> None:
         self.rejected += 1
         self.rejections[rejection.reason] += 1
         if self.dead_letters is not None:
             self.dead_letters(raw, dead_letter(raw, rejection, self.clock()))
-
-    def release(self) -> None:
-        if self.watermark.value is not None:
-            self.tracker.release(self.watermark.value)
-            self.aggregator.release(self.watermark.value)
 
     def records(self, as_of_ms: int | None = None) -> list[dict[str, Any]]:
         as_of = self.watermark.value if as_of_ms is None else as_of_ms

@@ -12,9 +12,10 @@ import pytest
 
 from streams import config
 from streams.core.aggregator import CONTACTS, PairState
-from streams.core.engine import Engine
+from streams.core.engine import CHUNK_LINES, Engine
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
+from streams.simulate.scenarios import Duplicates, Late, Malformed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from oracle import RATIO_FIELDS, RECORD_FIELDS, UTC_OFFSET_H, ev, iso, ms, nearest_rank, run_engine
@@ -335,3 +336,31 @@ def test_a_span_read_while_one_of_its_minutes_is_being_written_sees_later_writes
     pair.bucket(103 * 60_000)[CONTACTS] += 1  # the newest minute is not part of the span
     assert pair.span_bucket(98, 103)[CONTACTS] == 2
     assert pair.span_bucket(98, 104)[CONTACTS] == 3
+
+
+def test_events_processed_a_chunk_at_a_time_give_what_one_by_one_gives() -> None:
+    """`process_lines` decodes and tracks a chunk before counting its facts; state must still be
+    released at the very points the one-by-one order releases it, and rejections come out in the
+    order of the input."""
+    start = now_ms() - 32 * H
+    scenarios = (Duplicates(0.03), Malformed(0.02), Late(0.05, 20 * 60_000))
+    sim = SimConfig(start_ms=start, seed=21, duration_s=30 * 3600, regions=("RU-KAM", "RU-KGD"), volume=1.5,
+                    scenarios=scenarios)
+    values = [value for _, _, value in Simulation(sim)]
+    settings = config.load(env={})
+    letters: dict[str, list[bytes]] = {"one": [], "chunked": []}
+    one = Engine(settings, dead_letters=lambda raw, _: letters["one"].append(raw), clock=lambda: start + 40 * H)
+    chunked = Engine(settings, dead_letters=lambda raw, _: letters["chunked"].append(raw),
+                     clock=lambda: start + 40 * H)
+    for value in values:
+        one.process_raw(value)
+    chunked.process_lines(values)
+    assert len(values) > 5 * CHUNK_LINES
+    assert one.rejections["malformed"] and one.results["duplicate"]
+    oldest_kept = min(minute for pair in one.aggregator.pairs.values() for minute in pair.minutes)
+    assert oldest_kept * 60_000 > start + 2 * H, "30 h of events past a 26 h horizon release state"
+    assert (chunked.results, chunked.rejections) == (one.results, one.rejections)
+    assert letters["chunked"] == letters["one"]
+    assert chunked.records() == one.records()
+    assert [len(pair.minutes) for pair in chunked.aggregator.pairs.values()] == [
+        len(pair.minutes) for pair in one.aggregator.pairs.values()]
