@@ -46,6 +46,7 @@ class Plan:
     hour_s: float  # simulated seconds of the busy hour pre-loaded for the throughput runs
     hour_volume: float  # times the natural volume
     worker_cap_s: float  # a throughput run slower than this is cut and rated on what it read
+    worker_runs: int  # one-worker runs, each on its own pre-loaded topic; the median run is the figure
     peer_cap_s: float
     fresh_rate: int
     fresh_s: float
@@ -53,10 +54,10 @@ class Plan:
     fresh_drain_s: float
 
 
-FULL = Plan(core_hours=24, hour_s=3600, hour_volume=10, worker_cap_s=150, peer_cap_s=150, fresh_rate=5000,
-            fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
-QUICK = Plan(core_hours=0.5, hour_s=600, hour_volume=2, worker_cap_s=20, peer_cap_s=15, fresh_rate=1000,
-             fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
+FULL = Plan(core_hours=24, hour_s=3600, hour_volume=10, worker_cap_s=150, worker_runs=3, peer_cap_s=150,
+            fresh_rate=5000, fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
+QUICK = Plan(core_hours=0.5, hour_s=600, hour_volume=2, worker_cap_s=20, worker_runs=1, peer_cap_s=15,
+             fresh_rate=1000, fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
 
 
 def main() -> int:
@@ -133,16 +134,23 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     details["dataset"] = data.description
     count = len(data.events)
 
-    say("end to end, one worker:")
-    one = e2e.throughput(broker, data, 1, logs, "one", plan.worker_cap_s)
+    runs = []
+    for number in range(plan.worker_runs):
+        say(f"end to end, one worker (run {number + 1} of {plan.worker_runs}):")
+        runs.append(e2e.throughput(broker, data, 1, logs, f"one{number}", plan.worker_cap_s))
+    # the median run is the figure (the shared VM's speed swings by a third between minutes)
+    one = sorted(runs, key=lambda run: run["events_per_s"])[len(runs) // 2]
     details["one_worker"] = one
+    details["one_worker_runs"] = runs
+    rates = ", ".join(f"{run['events_per_s']:,.0f}" for run in runs)
     figure(figures, Figure("end to end: one worker, events → records", one["events_per_s"], "events/s",
                            f"≥ {TARGETS['worker']:,} events/s", one["events_per_s"] >= TARGETS["worker"],
-                           capped(one, plan.worker_cap_s)))
-    rss_mb = one["rss_mib"][0] * MB_PER_MIB
+                           "; ".join(filter(None, (f"median of {len(runs)} runs: {rates}" if len(runs) > 1 else "",
+                                                   capped(one, plan.worker_cap_s))))))
+    rss_mb = max(run["rss_mib"][0] for run in runs) * MB_PER_MIB
     read = data.description if one["complete"] else f"cut at {plan.worker_cap_s:g} s: part of {data.description}"
     figure(figures, Figure("worker RSS after the simulated hour", rss_mb, "MB", f"≤ {TARGETS['rss_mb']:.0f} MB",
-                           rss_mb <= TARGETS["rss_mb"], read))
+                           rss_mb <= TARGETS["rss_mb"], read + (", the largest of the runs" if len(runs) > 1 else "")))
 
     say("the limit: raw aiokafka + orjson consumer on the same topic ...")
     limit = contenders.raw_limit(broker, one["topic"], count)
