@@ -1,8 +1,8 @@
 """Per-contact and per-ticket state: once-only guards, pairing, duplicate detection.
 
-State is kept in plain JSON-able dicts inside mappings the caller provides, so the Faust shell can
-hand in changelogged tables and `replay` plain dicts. Every event of a contact is keyed by its
-contact id (tickets by ticket id), so one partition owns all state that an event touches.
+State is kept in plain dicts inside mappings the caller provides (in a worker, a pair per events
+partition). Every event of a contact is keyed by its contact id (tickets by ticket id), so one
+partition owns all state that an event touches.
 
 Contact state: ``{"ids": [...], "last": ts, "started": 1, "bot": 1, "survey": 1,
 "v": {"<visit>": [entered ts, left ts, reason, wait µs, region, channel]}`` (None where not yet known:
@@ -62,25 +62,19 @@ class Tracker:
         event_id, ts = event.event_id, event.ts
         state = store.get(key)
         if state is None:
-            state = {"ids": [event_id], "last": ts}
-            is_new = True
+            # stored before the handler runs: a conflict's id stays too, so its duplicates are duplicates
+            state = store[key] = {"ids": [event_id], "last": ts}
+            if not is_ticket:
+                self._contact_expiry.add((ts + self.horizon_ms) // MINUTE_MS, key)
         elif event_id in state["ids"]:
             return None
         else:
             state["ids"].append(event_id)
-            is_new = False
         out: list[F.Fact] = []
-        try:
-            self._handlers[event.type](event, state, out)
-        except Rejected:  # a conflict: its id stays, so that its duplicates are duplicates
-            store[key] = state
-            raise
+        self._handlers[event.type](event, state, out)
         if ts > state["last"]:
             state["last"] = ts
-        store[key] = state
-        if is_new and not is_ticket:
-            self._contact_expiry.add((ts + self.horizon_ms) // MINUTE_MS, key)
-        elif is_ticket:  # a ticket's expiry moves when it is created or resolved
+        if is_ticket:  # a ticket's expiry moves when it is created or resolved
             self._index(True, key, state)
         return out
 
