@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from helpers import require_tool
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import Settings, load
@@ -302,3 +303,16 @@ def test_promtool_check_metrics_finds_no_problem() -> None:
                             capture_output=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert b"problem" not in result.stdout + result.stderr.lower()
+
+
+def test_asking_for_one_fact_series_renders_that_series_alone() -> None:
+    """`/metrics?name[]=` renders a restricted registry; the fact-fed collectors must name their series
+    (`describe`) for it to find them, and must not bring their other series along."""
+    expo = full_exposition()
+    for name, family in (("ccpulse_contacts_total", "ccpulse_contacts"),
+                         ("ccpulse_wait_seconds_count", "ccpulse_wait_seconds")):
+        text = generate_latest(expo.registry.restricted_registry([name])).decode()
+        families = list(text_string_to_metric_families(text))
+        assert [f.name for f in families] == [family]
+        assert {s.name for f in families for s in f.samples} == {name}
+        assert rc(name) in samples(expo)
