@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
-
 from streams import regions as region_catalogue
 from streams.core.timefmt import format_ms
+from streams.encoding import dumps_sized
 from streams.simulate import model
 from streams.simulate.malformed import MalformedInjector
 from streams.simulate.scenarios import (
@@ -113,7 +112,7 @@ class Simulation:
                 if self._late and not flags & _DELAYED and drng.random() < self._late.share:
                     self._push(deliver + drng.randint(1, self._late.max_ms), key, payload, flags | _DELAYED)
                     continue
-                value = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+                value = payload if isinstance(payload, bytes) else dumps_sized(payload)
                 self.time_ms = deliver
                 self.events += 1
                 if flags & _STARTS_CONTACT:  # re-sent copies do not carry this flag

@@ -18,19 +18,20 @@ from streams.core.aggregator import LIVE, Aggregator
 from streams.core.buckets import INDEX, WAIT_BINS, Bucket, add_scaled
 from streams.core.records import ALL, build_records
 from streams.core.timefmt import DAY_MS, MINUTE_MS
+from streams.encoding import dumps_sized
 
 _WAIT_MAX = INDEX["wait_max_us"]
 
 
 def encode_bucket(region: str, channel: str, minute: int, bucket: Bucket, as_of: int) -> tuple[bytes, bytes]:
     key = f"{region}|{channel}|{minute}".encode()
-    return key, orjson.dumps({"w": as_of, "r": region, "c": channel, "m": minute, "b": bucket},
-                             option=orjson.OPT_NON_STR_KEYS)
+    return key, dumps_sized({"w": as_of, "r": region, "c": channel, "m": minute, "b": bucket},
+                            option=orjson.OPT_NON_STR_KEYS)
 
 
 def encode_live(region: str, channel: str, waiting: list[int], tickets: list[int], as_of: int) -> tuple[bytes, bytes]:
     key = f"{region}|{channel}|live".encode()
-    return key, orjson.dumps({"w": as_of, "r": region, "c": channel, "live": [waiting, tickets]})
+    return key, dumps_sized({"w": as_of, "r": region, "c": channel, "live": [waiting, tickets]})
 
 
 def encode_rollup_tick(as_of: int) -> tuple[bytes, bytes]:
