@@ -1,9 +1,8 @@
 """Prometheus series of one worker (spec: metrics.md, "Prometheus"), fed by facts, records and pipeline events.
 
 Counters and histograms come from facts as the aggregator applies them (streams/fact_series.py); rolling and live
-gauges are copied from the metric records; pipeline-health series from the worker's own bookkeeping. Every
-labelled gauge child is cached and indexed by region, so `forget_regions` can drop a region's series the moment
-its partition leaves the worker.
+gauges are made from the latest metric records (streams/record_series.py); pipeline-health series from the
+worker's own bookkeeping. `forget_regions` drops a region's series the moment its partition leaves the worker.
 
 Additions to the spec's list, needed by the rules and alerts:
 
@@ -33,52 +32,11 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from streams.config import Settings
 from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED
 from streams.core.events import REASONS
-from streams.fact_series import RC, FactSeries, HistogramCounts
-
-LIVE_WINDOW = "15m"
+from streams.fact_series import FactSeries, HistogramCounts
+from streams.record_series import RecordSeries
 
 LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400,
                  172800)
-
-#: rolling gauge name -> record field
-ROLLING_GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("ccpulse_service_level_ratio", "service_level", "Answered within the SLA threshold over handled visits."),
-    ("ccpulse_abandon_ratio", "abandon_rate", "Abandoned (not short) over handled visits."),
-    ("ccpulse_wait_avg_seconds", "wait_avg_s", "Mean wait of answered visits."),
-    ("ccpulse_wait_p90_seconds", "wait_p90_s", "90th percentile wait of answered visits."),
-    ("ccpulse_fcr_ratio", "fcr_rate", "Resolved at first contact over resolved contacts with first_contact known."),
-    ("ccpulse_first_line_ratio", "first_line_rate", "Contacts resolved without escalation over ended contacts."),
-    ("ccpulse_bot_share_ratio", "bot_share", "Contacts handled by a bot over those handled by bot or agent."),
-    ("ccpulse_bot_containment_ratio", "bot_containment", "Bot sessions resolved by the bot over bot sessions."),
-    ("ccpulse_csat_top_box_ratio", "csat_top_box", "CSAT responses scoring 5 over CSAT responses."),
-    ("ccpulse_nps_score", "nps", "Net promoter score, -100 to 100."),
-)
-
-
-class _RegionIndex:
-    """Children of labelled metrics, cached and grouped by region (the first label) for removal at once."""
-
-    def __init__(self) -> None:
-        self._by_region: dict[str, dict[tuple[Any, tuple[str, ...]], Any]] = {}
-
-    def child(self, metric: Any, labels: tuple[str, ...]) -> Any:
-        index = self._by_region.get(labels[0])
-        if index is None:
-            index = self._by_region[labels[0]] = {}
-        key = (metric, labels)
-        child = index.get(key)
-        if child is None:
-            child = index[key] = metric.labels(*labels)
-        return child
-
-    def remove(self, metric: Any, labels: tuple[str, ...]) -> None:
-        index = self._by_region.get(labels[0])
-        if index is not None and index.pop((metric, labels), None) is not None:
-            metric.remove(*labels)
-
-    def forget(self, region: str) -> None:
-        for metric, labels in self._by_region.pop(region, {}):
-            metric.remove(*labels)
 
 
 class _BatchHistogram:
@@ -141,20 +99,12 @@ class Exposition:
         disable_created_metrics()
         self.settings = settings
         self.registry = CollectorRegistry() if registry is None else registry
-        self._index = _RegionIndex()
 
         self.fact_series = FactSeries(settings, self.registry)
         #: count one fact (the aggregator's observer)
         self.observe = self.fact_series.observe
 
-        self._rolling = [(Gauge(name, doc, (*RC, "window"), registry=self.registry), field)
-                         for name, field, doc in ROLLING_GAUGES]
-        self.waiting = Gauge("ccpulse_waiting_contacts", "Queue visits entered and not left.", RC,
-                             registry=self.registry)
-        self.oldest_waiting = Gauge("ccpulse_oldest_waiting_seconds", "Wait so far of the oldest waiting visit.", RC,
-                                    registry=self.registry)
-        self.tickets_open = Gauge("ccpulse_tickets_open", "Open tickets; over_72h=true past the 72 h promise.",
-                                  (*RC, "over_72h"), registry=self.registry)
+        self.record_series = RecordSeries(self.registry)
 
         events = Counter("ccpulse_events_total", "Events read, by result.", ("result",), registry=self.registry)
         self._events = {result: events.labels(result) for result in (ACCEPTED, DUPLICATE, REJECTED)}
@@ -200,30 +150,8 @@ class Exposition:
     # -- gauges from records -----------------------------------------------------------------
 
     def set_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Update the gauges of the given records (other label sets are left as they are); null removes."""
-        index = self._index
-        for record in records:
-            labels = (record["region"], record["channel"], record["window"])
-            for gauge, field in self._rolling:
-                value = record[field]
-                if value is None:
-                    index.remove(gauge, labels)
-                else:
-                    index.child(gauge, labels).set(value)
-            if record["window"] == LIVE_WINDOW:
-                self._set_live(labels[:2], record)
-
-    def _set_live(self, labels: tuple[str, str], record: Mapping[str, Any]) -> None:
-        index = self._index
-        index.child(self.waiting, labels).set(record["waiting_now"])
-        oldest = record["oldest_waiting_s"]
-        if oldest is None:
-            index.remove(self.oldest_waiting, labels)
-        else:
-            index.child(self.oldest_waiting, labels).set(oldest)
-        over_72h = record["tickets_open_over_72h"]
-        index.child(self.tickets_open, (*labels, "false")).set(record["tickets_open"] - over_72h)
-        index.child(self.tickets_open, (*labels, "true")).set(over_72h)
+        """Serve the gauges of the given records (other label sets are left as they are); null has no series."""
+        self.record_series.set(records)
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -231,8 +159,8 @@ class Exposition:
         """Drop every series of these regions now (their partition moved to another worker)."""
         gone = set(regions)
         for region in gone:
-            self._index.forget(region)
             self._last_event.ms.pop(region, None)
+        self.record_series.forget(gone)
         self.fact_series.forget(gone)
 
     def exposition(self) -> bytes:

@@ -305,12 +305,14 @@ def test_promtool_check_metrics_finds_no_problem() -> None:
     assert b"problem" not in result.stdout + result.stderr.lower()
 
 
-def test_asking_for_one_fact_series_renders_that_series_alone() -> None:
-    """`/metrics?name[]=` renders a restricted registry; the fact-fed collectors must name their series
-    (`describe`) for it to find them, and must not bring their other series along."""
+def test_asking_for_one_series_renders_that_series_alone() -> None:
+    """`/metrics?name[]=` renders a restricted registry; the fact-fed and record-fed collectors must
+    name their series (`describe`) for it to find them, and must not bring their other series along."""
     expo = full_exposition()
+    expo.set_records([record()])
     for name, family in (("ccpulse_contacts_total", "ccpulse_contacts"),
-                         ("ccpulse_wait_seconds_count", "ccpulse_wait_seconds")):
+                         ("ccpulse_wait_seconds_count", "ccpulse_wait_seconds"),
+                         ("ccpulse_waiting_contacts", "ccpulse_waiting_contacts")):
         text = generate_latest(expo.registry.restricted_registry([name])).decode()
         families = list(text_string_to_metric_families(text))
         assert [f.name for f in families] == [family]
