@@ -45,8 +45,8 @@ LIVE_KINDS = frozenset({F.OFFERED, F.VISIT, F.TICKET_CREATED, F.TICKET_RESOLVED}
 class PairState:
     """Everything kept for one (region, channel)."""
 
-    __slots__ = ("current", "expiry", "hours", "key", "minute", "minutes", "spans", "spans_end", "tickets_open",
-                 "waiting")
+    __slots__ = ("current", "expiry", "hours", "key", "live_marked", "marked_minute", "minute", "minutes", "spans",
+                 "spans_end", "tickets_open", "waiting")
 
     def __init__(self, key: tuple[str, str] = ("", ""), expiry: MinuteIndex | None = None) -> None:
         self.key = key
@@ -66,6 +66,10 @@ class PairState:
         #: one of them changes or a span with another end is read
         self.spans: dict[int, Bucket] = {}
         self.spans_end = 0
+        #: the minute last entered in the aggregator's `changes`, and whether its live state was, since
+        #: they were last taken: a fact of the same minute then adds nothing there
+        self.marked_minute: int | None = None
+        self.live_marked = False
 
     def bucket(self, ts: int) -> Bucket:
         """The minute bucket of a time for writing, created (and filed for release) when new; the
@@ -178,10 +182,17 @@ class Aggregator:
         self._apply[kind](pair, fact, bucket)
         if self.observer is not None:
             self.observer(fact)
-        if self.changes is not None:
-            self.changes.add((fact[1], fact[2], fact[3] // MINUTE_MS))
-            if kind in LIVE_KINDS:
-                self.changes.add((fact[1], fact[2], LIVE))
+        changes = self.changes
+        if changes is not None:
+            # a set entry per fact (a tuple made and hashed) was a fifth of stage two's time; most facts
+            # of a pair fall in the minute it last marked
+            minute = ts // MINUTE_MS
+            if pair.marked_minute != minute:
+                pair.marked_minute = minute
+                changes.add((fact[1], fact[2], minute))
+            if kind in LIVE_KINDS and not pair.live_marked:
+                pair.live_marked = True
+                changes.add((fact[1], fact[2], LIVE))
 
     # -- one method per fact kind; each adds to the fact's minute bucket ------------------------
 
@@ -275,6 +286,19 @@ class Aggregator:
             bucket[T_24H] += 1
         if resolution_ms <= 3 * DAY_MS:
             bucket[T_72H] += 1
+
+    def take_changes(self) -> list[tuple[str, str, int]]:
+        """The (region, channel, minute or LIVE) changed since the last call, in order; the record of
+        changes starts afresh."""
+        changes = self.changes
+        if not changes:
+            return []
+        taken = sorted(changes)
+        changes.clear()
+        for pair in self.pairs.values():
+            pair.marked_minute = None
+            pair.live_marked = False
+        return taken
 
     def keep_open(self, region: str, channel: str, ticket_id: str, created_ms: int) -> None:
         """Restate that a ticket is still open (counts nothing): stage one repeats this for old open

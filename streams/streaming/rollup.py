@@ -117,9 +117,8 @@ class CountryRollup:
 
 def rollup_messages(aggregator: Aggregator, as_of: int) -> list[tuple[bytes, bytes]]:
     """Upserts for everything that changed in a regional aggregator since the last call."""
-    changes = aggregator.changes or set()
     messages = []
-    for region, channel, minute in sorted(changes):
+    for region, channel, minute in aggregator.take_changes():
         pair = aggregator.pairs.get((region, channel))
         if pair is None:
             continue
@@ -128,5 +127,4 @@ def rollup_messages(aggregator: Aggregator, as_of: int) -> list[tuple[bytes, byt
                                         sorted(pair.tickets_open.values()), as_of))
         elif minute in pair.minutes:
             messages.append(encode_bucket(region, channel, minute, pair.minutes[minute], as_of))
-    changes.clear()
     return messages
