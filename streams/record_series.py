@@ -1,11 +1,11 @@
 """The Prometheus gauges copied from metric records, built from the latest records when scraped.
 
 Setting prometheus-client gauges took ~11 µs a record (a labelled child looked up under a lock and
-set, for ten rolling gauges and four live ones), a fifth of a busy worker's publishing round. Here
-a publishing round only files each changed record under its key; the gauges are made from the
-filed records at scrape time, through the client's custom-collector interface, one collector per
-metric so that `?name[]=` renders only the series asked for. A field that is null has no series,
-as the spec asks (a ratio without a denominator is absent, not 0).
+set, for ten rolling gauges and four live ones), about a quarter of a busy worker's publishing
+round (py-spy). Here a publishing round only files each changed record under its key; the gauges
+are made from the filed records at scrape time, through the client's custom-collector interface,
+one collector per metric so that `?name[]=` renders only the series asked for. A field that is
+null has no series, as the spec asks (a ratio without a denominator is absent, not 0).
 """
 
 from __future__ import annotations

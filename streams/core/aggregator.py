@@ -184,8 +184,8 @@ class Aggregator:
             self.observer(fact)
         changes = self.changes
         if changes is not None:
-            # a set entry per fact (a tuple made and hashed) was a fifth of stage two's time; most facts
-            # of a pair fall in the minute it last marked
+            # most facts of a pair fall in the minute it last marked: a tuple made and hashed for every
+            # fact instead cost stage two ~5 % (a harness driving it, alternating runs)
             minute = ts // MINUTE_MS
             if pair.marked_minute != minute:
                 pair.marked_minute = minute
