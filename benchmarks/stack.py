@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import CoordinatorNotAvailableError
+from kafka.structs import OffsetAndMetadata
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -106,6 +107,14 @@ class Broker:
         try:
             parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             return {tp.partition: offset for tp, offset in consumer.end_offsets(parts).items()}
+        finally:
+            consumer.close()
+
+    def commit(self, group: str, topic: str, offsets: dict[int, int]) -> None:
+        """Commit offsets for a consumer group, as a member that had read that far would have."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
         finally:
             consumer.close()
 
@@ -188,12 +197,13 @@ class Proc:
 class Worker(Proc):
     """`ccpulse worker` on a topic set, with its own web port and data folder."""
 
-    def __init__(self, topics: TopicSet, name: str, out: Path, wrapper: Sequence[str] = ()) -> None:
+    def __init__(self, topics: TopicSet, name: str, out: Path, wrapper: Sequence[str] = (),
+                 loglevel: str = "warning") -> None:
         self.port = free_port()
         datadir = out / f"{name}-data"
         datadir.mkdir(parents=True, exist_ok=True)
         argv = [*wrapper, str(CCPULSE), "worker", "--web-port", str(self.port), "--datadir", str(datadir),
-                "--loglevel", "warning"]
+                "--loglevel", loglevel]
         super().__init__(name, argv, dict(topics.env), out / f"{name}.log")
 
     def metrics(self, *names: str) -> str:

@@ -64,3 +64,16 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert any(line.startswith(f"| {name}") for line in table), name
     for name in FIGURES:  # printed as it went, not only written at the end
         assert f"  {name}: " in proc.stdout, name
+
+
+@pytest.mark.timeout(300)
+def test_cold_start_benchmark_reads_every_written_event_again(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cold_start.py"), "--days", "0.05",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=280, check=False, cwd=REPO)
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+    result = json.loads((tmp_path / "cold_start.json").read_text(encoding="utf-8"))
+    written = int(proc.stdout.split(" events written")[0].rsplit("\n", 1)[-1].replace(",", ""))
+    assert result["events"] == written > 1000  # the script itself fails when the worker read another count
+    assert result["rebuild_s"] >= 0 and result["start_to_rebuilt_s"] > 0 and result["rss_mib"] > 0
+    assert f"cold start: {written:,} events" in proc.stdout
