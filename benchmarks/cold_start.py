@@ -56,10 +56,13 @@ def measure(broker: Broker, days: float, seed: int, out: Path) -> dict[str, floa
     worker = Worker(topics, "cold-start", out, loglevel="info")
     try:
         def rebuilt() -> re.Match[str] | None:
-            worker.check()
             return REBUILT.search(worker.log_path.read_text(errors="replace"))
-        found = wait_for(rebuilt, REBUILD_TIMEOUT_S, "the worker's rebuild", interval=1.0)
+        # also done when the worker exits (wait_for would take a failed check for "not yet")
+        wait_for(lambda: rebuilt() or not worker.running, REBUILD_TIMEOUT_S, "the worker's rebuild", interval=1.0)
         ready_s = time.monotonic() - started
+        worker.check()
+        found = rebuilt()
+        assert found is not None
         rss = worker.rss()
     finally:
         worker.stop()
