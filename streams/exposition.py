@@ -34,6 +34,7 @@ from streams.core.engine import ACCEPTED, DUPLICATE, REJECTED
 from streams.core.events import REASONS
 from streams.fact_series import FactSeries, HistogramCounts
 from streams.record_series import RecordSeries
+from streams.scrape_collector import ScrapeCollector
 
 LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400,
                  172800)
@@ -70,26 +71,19 @@ class _BatchHistogram:
         return [family]
 
 
-class _LastEventTimes:
-    """The newest event time of each region, served through prometheus_client's custom collector
-    interface: kept in a plain dict, since a `Gauge.set` (a lock) for each fact that moved it was a
-    fifth of stage two's time."""
+def _last_event_times(last_ms: dict[str, int]) -> ScrapeCollector:
+    """The newest event time of each region, from a plain dict: a `Gauge.set` (a lock) for each fact
+    that moved it was a fifth of stage two's time."""
+    def empty() -> GaugeMetricFamily:
+        return GaugeMetricFamily("ccpulse_region_last_event_timestamp_seconds",
+                                 "Largest event time seen of the region (addition to the spec).", labels=["region"])
 
-    NAME = "ccpulse_region_last_event_timestamp_seconds"
-    DOCUMENTATION = "Largest event time seen of the region (addition to the spec)."
-
-    def __init__(self) -> None:
-        self.ms: dict[str, int] = {}
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily(self.NAME, self.DOCUMENTATION, labels=["region"])]
-
-    def collect(self) -> list[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self.NAME, self.DOCUMENTATION, labels=["region"])
+    def fill(family: GaugeMetricFamily) -> None:
         # a copy: the page is rendered in a thread while the event loop adds regions
-        for region, ts_ms in self.ms.copy().items():
+        for region, ts_ms in last_ms.copy().items():
             family.add_metric([region], ts_ms / 1000)
-        return [family]
+
+    return ScrapeCollector(empty, fill)
 
 
 class Exposition:
@@ -120,8 +114,9 @@ class Exposition:
         self._stalled = Gauge("ccpulse_stalled_partitions",
                               "Assigned partitions with messages waiting and none handled for a while (addition "
                               "to the spec).", registry=self.registry)
-        self._last_event = _LastEventTimes()
-        self.registry.register(self._last_event)
+        #: region -> its newest event time (ms)
+        self._last_event_ms: dict[str, int] = {}
+        self.registry.register(_last_event_times(self._last_event_ms))
 
     # -- pipeline health ---------------------------------------------------------------------
 
@@ -143,7 +138,7 @@ class Exposition:
 
     def region_event(self, region: str, ts_ms: int) -> None:
         """Raise the region's last-event time to `ts_ms` if it is newer."""
-        last = self._last_event.ms
+        last = self._last_event_ms
         if ts_ms > last.get(region, -1):
             last[region] = ts_ms
 
@@ -159,7 +154,7 @@ class Exposition:
         """Drop every series of these regions now (their partition moved to another worker)."""
         gone = set(regions)
         for region in gone:
-            self._last_event.ms.pop(region, None)
+            self._last_event_ms.pop(region, None)
         self.record_series.forget(gone)
         self.fact_series.forget(gone)
 

@@ -29,6 +29,7 @@ from prometheus_client.utils import floatToGoString
 from streams.config import Settings
 from streams.core import facts as F
 from streams.core.timefmt import DAY_MS
+from streams.scrape_collector import ScrapeCollector
 
 RC = ("region", "channel")
 
@@ -152,50 +153,38 @@ class PairCounts:
         self.handle = HistogramCounts(handle_bounds)
 
 
-class _Collector:
-    """One metric of every pair, built when scraped (prometheus-client's custom-collector interface)."""
-
-    def __init__(self, pairs: dict[tuple[str, str], PairCounts], empty: Callable[[], Any],
-                 fill: Callable[[Any, list[str], PairCounts], None]) -> None:
-        self.pairs = pairs
-        self.empty = empty
-        self.fill = fill
-
-    def describe(self) -> list[Any]:
-        return [self.empty()]
-
-    def collect(self) -> list[Any]:
-        family = self.empty()
-        # a copy: the page is rendered in a thread while the event loop adds pairs (dict.copy holds the GIL)
-        for (region, channel), pair in self.pairs.copy().items():
-            self.fill(family, [region, channel], pair)
-        return [family]
+def _each_pair(pairs: dict[tuple[str, str], PairCounts]) -> list[tuple[list[str], PairCounts]]:
+    """(region and channel labels, counts) of every pair; a copy, since the page is rendered in a
+    thread while the event loop adds pairs (dict.copy holds the GIL)."""
+    return [([region, channel], pair) for (region, channel), pair in pairs.copy().items()]
 
 
-def _counter_collector(pairs: dict[tuple[str, str], PairCounts], counter: CounterFamily) -> _Collector:
+def _counter_collector(pairs: dict[tuple[str, str], PairCounts], counter: CounterFamily) -> ScrapeCollector:
     labels = [*RC, counter.label] if counter.label else list(RC)
     slots = [(value, _SLOTS[(counter.name, value)]) for value in counter.values]
 
     def empty() -> CounterMetricFamily:
         return CounterMetricFamily(counter.name, counter.documentation, labels=labels)
 
-    def fill(family: Any, pair_labels: list[str], pair: PairCounts) -> None:
-        counts = pair.counts
-        for value, slot in slots:
-            family.add_metric([*pair_labels, value] if counter.label else pair_labels, counts[slot])
+    def fill(family: Any) -> None:
+        for pair_labels, pair in _each_pair(pairs):
+            counts = pair.counts
+            for value, slot in slots:
+                family.add_metric([*pair_labels, value] if counter.label else pair_labels, counts[slot])
 
-    return _Collector(pairs, empty, fill)
+    return ScrapeCollector(empty, fill)
 
 
 def _histogram_collector(pairs: dict[tuple[str, str], PairCounts], name: str, documentation: str,
-                         series: Callable[[PairCounts], HistogramCounts]) -> _Collector:
+                         series: Callable[[PairCounts], HistogramCounts]) -> ScrapeCollector:
     def empty() -> HistogramMetricFamily:
         return HistogramMetricFamily(name, documentation, labels=list(RC))
 
-    def fill(family: Any, pair_labels: list[str], pair: PairCounts) -> None:
-        series(pair).add_to(family, pair_labels)
+    def fill(family: Any) -> None:
+        for pair_labels, pair in _each_pair(pairs):
+            series(pair).add_to(family, pair_labels)
 
-    return _Collector(pairs, empty, fill)
+    return ScrapeCollector(empty, fill)
 
 
 class FactSeries:

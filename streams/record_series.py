@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from streams.fact_series import RC
+from streams.scrape_collector import ScrapeCollector
 
 #: the window whose records carry the live fields (waiting, oldest wait, open tickets)
 LIVE_WINDOW = "15m"
@@ -47,15 +48,13 @@ class RecordSeries:
         #: region -> (channel, window) -> record: a region's records go at once when it leaves the worker
         self.by_region: dict[str, dict[tuple[str, str], Record]] = {}
         for name, field, documentation in ROLLING_GAUGES:
-            registry.register(_RecordCollector(self, name, documentation, [*RC, "window"], _rolling(field)))
-        registry.register(_RecordCollector(self, "ccpulse_waiting_contacts", "Queue visits entered and not left.",
-                                           list(RC), _live("waiting_now")))
-        registry.register(_RecordCollector(self, "ccpulse_oldest_waiting_seconds",
-                                           "Wait so far of the oldest waiting visit.", list(RC),
-                                           _live("oldest_waiting_s")))
-        registry.register(_RecordCollector(self, "ccpulse_tickets_open",
-                                           "Open tickets; over_72h=true past the 72 h promise.", [*RC, "over_72h"],
-                                           _tickets_open))
+            registry.register(self._gauge(name, documentation, [*RC, "window"], _rolling(field)))
+        registry.register(self._gauge("ccpulse_waiting_contacts", "Queue visits entered and not left.", list(RC),
+                                      _live("waiting_now")))
+        registry.register(self._gauge("ccpulse_oldest_waiting_seconds", "Wait so far of the oldest waiting visit.",
+                                      list(RC), _live("oldest_waiting_s")))
+        registry.register(self._gauge("ccpulse_tickets_open", "Open tickets; over_72h=true past the 72 h promise.",
+                                      [*RC, "over_72h"], _tickets_open))
 
     def set(self, records: Iterable[Record]) -> None:
         """File the given records, replacing the ones of the same keys (others stay as they are)."""
@@ -71,34 +70,24 @@ class RecordSeries:
         for region in regions:
             self.by_region.pop(region, None)
 
+    def _gauge(self, name: str, documentation: str, labels: list[str], samples: Samples) -> ScrapeCollector:
+        """One gauge of every filed record."""
+        def empty() -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, documentation, labels=labels)
+
+        def fill(family: GaugeMetricFamily) -> None:
+            for record in self.records():
+                for label_values, value in samples(record):
+                    if value is not None:
+                        family.add_metric(label_values, value)
+
+        return ScrapeCollector(empty, fill)
+
     def records(self) -> Iterator[Record]:
         """The filed records; copies, since the page is rendered in a thread while the event loop files
         records (dict.copy holds the GIL)."""
         for filed in self.by_region.copy().values():
             yield from filed.copy().values()
-
-
-class _RecordCollector:
-    """One gauge of every filed record (prometheus-client's custom-collector interface)."""
-
-    def __init__(self, series: RecordSeries, name: str, documentation: str, labels: list[str],
-                 samples: Samples) -> None:
-        self.series = series
-        self.name = name
-        self.documentation = documentation
-        self.labels = labels
-        self.samples = samples
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labels)]
-
-    def collect(self) -> list[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
-        for record in self.series.records():
-            for labels, value in self.samples(record):
-                if value is not None:
-                    family.add_metric(labels, value)
-        return [family]
 
 
 def _rolling(field: str) -> Samples:
