@@ -31,13 +31,16 @@ DeadLetterSink = Callable[[bytes, Mapping[str, Any]], Any]
 class Watermark:
     """The largest event time accepted so far, and the late-event rule that follows from it."""
 
-    __slots__ = ("floor", "horizon_ms", "value")
+    __slots__ = ("floor", "horizon_ms", "next_minute", "value")
 
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
         self.value: int | None = None
         #: the earliest event time still accepted (value - horizon), kept so the check is one comparison
         self.floor = -horizon_ms
+        #: the start of the minute after the value's, kept so that `advance` compares instead of
+        #: dividing (a division of epoch milliseconds is CPython's slow path for large integers)
+        self.next_minute = -MINUTE_MS
 
     def check(self, event: Event) -> None:
         if event.ts < self.floor:
@@ -47,10 +50,11 @@ class Watermark:
     def advance(self, ts: int) -> bool:
         """Move forward; True when the watermark entered a new minute (time to release state)."""
         if self.value is None or ts > self.value:
-            moved = self.value is None or ts // MINUTE_MS != self.value // MINUTE_MS
             self.value = ts
             self.floor = ts - self.horizon_ms
-            return moved
+            if ts >= self.next_minute:
+                self.next_minute = ts - ts % MINUTE_MS + MINUTE_MS
+                return True
         return False
 
 
