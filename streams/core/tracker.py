@@ -5,7 +5,7 @@ partition). Every event of a contact is keyed by its contact id (tickets by tick
 partition owns all state that an event touches.
 
 Contact state: ``{"ids": [...], "last": ts, "started": 1, "bot": 1, "survey": 1,
-"v": {"<visit>": [entered ts, left ts, reason, wait µs, region, channel]}`` (None where not yet known:
+"v": {visit number: [entered ts, left ts, reason, wait µs, region, channel]}`` (None where not yet known:
 the leave's fields until it arrives, the wait until both ends are known), ``"end": [ts, region,
 channel, handled_by, handle µs or None], "h": [visit, handle µs]}``. A visit is one flat list, not
 nested containers: every container is one more object for the cyclic garbage collector.
@@ -103,7 +103,7 @@ class Tracker:
         if visit[ENTERED] is not None:
             raise _conflict(event, f"queue entry of visit {number}")
         ts = visit[ENTERED] = event.ts
-        key = F.visit_key(event.key, number)
+        key = F.visit_key(event.contact_id, number)
         left = visit[LEFT]
         out.append((F.OFFERED, event.region, event.channel, ts, key, left is None))
         if left is not None and visit[WAIT] is None:
@@ -124,7 +124,8 @@ class Tracker:
         reason = event.reason
         visit[LEFT:] = ts, reason, wait_us, event.region, event.channel
         if wait_us is not None:
-            out.append((F.VISIT, event.region, event.channel, ts, F.visit_key(event.key, number), reason, wait_us))
+            key = F.visit_key(event.contact_id, number)
+            out.append((F.VISIT, event.region, event.channel, ts, key, reason, wait_us))
         if reason == "answered":
             self._pair_handle(state, out)
 
@@ -149,12 +150,16 @@ class Tracker:
         end = state.get("end")
         if end is None or end[3] != "agent" or end[4] is not None:
             return
-        answered = [(int(number), visit[LEFT]) for number, visit in state.get("v", {}).items()
-                    if visit[REASON] == "answered"]
-        if not answered:
+        visits = state.get("v")
+        if visits is None:
             return
-        number, left_ts = max(answered)
-        handle_us = max(0, end[0] - left_ts) * 1000
+        number = 0  # visit numbers start at 1
+        for candidate, visit in visits.items():
+            if candidate > number and visit[REASON] == "answered":
+                number = candidate
+        if not number:
+            return
+        handle_us = max(0, end[0] - visits[number][LEFT]) * 1000
         applied = state.get("h")
         if applied == [number, handle_us]:
             return
@@ -170,9 +175,9 @@ class Tracker:
             raise _conflict(event, "the creation")
         state["c"] = [event.ts, event.region, event.channel]
         resolved = state.get("r")
-        out.append((F.TICKET_CREATED, event.region, event.channel, event.ts, event.key, resolved is None))
+        out.append((F.TICKET_CREATED, event.region, event.channel, event.ts, event.ticket_id, resolved is None))
         if resolved is not None:
-            out.append((F.TICKET_RESOLVED, resolved[1], resolved[2], resolved[0], event.key,
+            out.append((F.TICKET_RESOLVED, resolved[1], resolved[2], resolved[0], event.ticket_id,
                         max(0, resolved[0] - event.ts)))
 
     def _ticket_resolved(self, event: Event, state: State, out: list[F.Fact]) -> None:
@@ -181,7 +186,7 @@ class Tracker:
         state["r"] = [event.ts, event.region, event.channel]
         created = state.get("c")
         if created is not None:
-            out.append((F.TICKET_RESOLVED, event.region, event.channel, event.ts, event.key,
+            out.append((F.TICKET_RESOLVED, event.region, event.channel, event.ts, event.ticket_id,
                         max(0, event.ts - created[0])))
 
     def open_tickets(self, created_before_ms: int) -> list[tuple[str, str, str, int]]:
@@ -232,9 +237,9 @@ def _visit_of(state: State, number: int) -> list[Any]:
     visits = state.get("v")
     if visits is None:
         visits = state["v"] = {}
-    visit = visits.get(name := str(number))
+    visit = visits.get(number)
     if visit is None:
-        visit = visits[name] = [None] * (CHANNEL + 1)
+        visit = visits[number] = [None] * (CHANNEL + 1)
     return visit
 
 
