@@ -3,7 +3,8 @@
 Usage: python benchmarks/run.py [--quick] [--out benchmarks/out] [--profile]
 
 Starts a broker with deploy/kafka.sh on a free port (stopped at the end, whatever happens), then:
-core throughput and state memory (benchmarks/core_throughput.py, in its own process); one and two
+core throughput and state memory (benchmarks/core_throughput.py, in its own process); the core's
+instructions per event (benchmarks/core_instructions.py, under valgrind, when installed); one and two
 workers end to end; the raw consume limit; Faust's own floor (benchmarks/peers/faust_floor.py); the
 Faust and Quix Streams peers on the same events; freshness at a steady 5,000 events/s; and writes
 OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a minute or two; figures are
@@ -43,6 +44,7 @@ class Plan:
     """Volumes and time caps of one run."""
 
     core_hours: float  # simulated hours of all regions for the core figures
+    instruction_events: int  # events counted under valgrind
     hour_s: float  # simulated seconds of the busy hour pre-loaded for the throughput runs
     hour_volume: float  # times the natural volume
     worker_cap_s: float  # a throughput run slower than this is cut and rated on what it read
@@ -54,10 +56,10 @@ class Plan:
     fresh_drain_s: float
 
 
-FULL = Plan(core_hours=24, hour_s=3600, hour_volume=10, worker_cap_s=150, worker_runs=3, peer_cap_s=150,
-            fresh_rate=5000, fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
-QUICK = Plan(core_hours=0.5, hour_s=600, hour_volume=2, worker_cap_s=20, worker_runs=1, peer_cap_s=15,
-             fresh_rate=1000, fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
+FULL = Plan(core_hours=24, instruction_events=100_000, hour_s=3600, hour_volume=10, worker_cap_s=150, worker_runs=3,
+            peer_cap_s=150, fresh_rate=5000, fresh_s=40, fresh_warmup_s=10, fresh_drain_s=30)
+QUICK = Plan(core_hours=0.5, instruction_events=2_000, hour_s=600, hour_volume=2, worker_cap_s=20, worker_runs=1,
+             peer_cap_s=15, fresh_rate=1000, fresh_s=6, fresh_warmup_s=2, fresh_drain_s=5)
 
 
 def main() -> int:
@@ -81,6 +83,7 @@ def main() -> int:
     say(f"ccpulse benchmarks ({details['mode']}), load average {details['load'][0]:.2f}")
 
     core(plan, out, figures, details)
+    instructions(plan, out, figures, details, notes)
     run_dir = Path(tempfile.mkdtemp(prefix="ccpulse-bench-kafka-"))
     broker = Broker(run_dir)
     kafka_line = ""
@@ -124,6 +127,23 @@ def core(plan: Plan, out: Path, figures: list[Figure], details: dict[str, Any]) 
     figure(figures, Figure(f"core: peak state memory, {plan.core_hours:g} simulated h of all regions", peak, "MB",
                            note=f"{speed['events']:,} events, traced"))
     details["core"] = result
+
+
+def instructions(plan: Plan, out: Path, figures: list[Figure], details: dict[str, Any], notes: list[str]) -> None:
+    """core_instructions.py: the core's cost in a unit the VM's spells do not change."""
+    if shutil.which("valgrind") is None:
+        say("core instructions skipped: valgrind is not installed (apt-get install valgrind)")
+        notes.append("The core's instructions per event were not counted: valgrind is not installed.")
+        return
+    say(f"core: benchmarks/core_instructions.py --events {plan.instruction_events:,} (under valgrind) ...")
+    path = out / "logs" / "core-instructions.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "core_instructions.py"), "--events",
+                    str(plan.instruction_events), "--json", str(path)], check=True, timeout=3600)
+    result = json.loads(path.read_text(encoding="utf-8"))
+    figure(figures, Figure("core: instructions per event (valgrind)", result["instructions_per_event"],
+                           "instructions", note=f"first {result['events']:,} events of a simulated day from "
+                                                f"{result['start']}; repeats to ~0.1 %, whatever the VM's speed"))
+    details["core_instructions"] = result
 
 
 def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], details: dict[str, Any],

@@ -6,6 +6,9 @@ set -euo pipefail
 SCRIPT_NAME=install
 . "$(dirname "$0")/lib.sh"
 
+# --for-tests: also what only the test suite needs
+FOR_TESTS=0
+[ "${1:-}" = --for-tests ] && FOR_TESTS=1
 APT_UPDATED=0
 apt_install() {
   [ "$(id -u)" = 0 ] || die "missing Debian packages ($*); run as root or: sudo apt-get install $*"
@@ -37,6 +40,9 @@ system_packages() {
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v setsid >/dev/null || missing+=(util-linux)
+  if [ "$FOR_TESTS" = 1 ]; then
+    command -v valgrind >/dev/null || missing+=(valgrind)  # the benchmark's instruction count
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

@@ -7,7 +7,7 @@ SCRIPT_NAME=test
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-"$ROOT/deploy/install.sh"
+"$ROOT/deploy/install.sh" --for-tests
 say "ruff check ."
 "$ROOT/.venv/bin/ruff" check --quiet . || die "ruff found problems"
 say "pytest $*"

@@ -19,6 +19,7 @@ FIGURES = {
     "core: JSON line → updated state, one core",
     "stage one rebuild after an assignment: decode + track, no facts",
     "core: peak state memory, 0.5 simulated h of all regions",
+    "core: instructions per event (valgrind)",
     "end to end: one worker, events → records",
     "worker RSS after the simulated hour",
     "limit: raw consumer (aiokafka + orjson)",
