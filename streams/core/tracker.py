@@ -18,7 +18,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from streams.core import facts as F
-from streams.core.events import Event, Rejected
+from streams.core.events import EVENT_CLASSES, Event, Rejected
 from streams.core.expiry import MinuteIndex
 from streams.core.timefmt import MINUTE_MS
 
@@ -38,7 +38,7 @@ class Tracker:
         self.ticket_retention_ms = ticket_retention_ms
         self._contact_expiry = MinuteIndex()
         self._ticket_expiry = MinuteIndex()
-        self._handlers = {
+        by_type = {
             "contact.started": self._contact_started,
             "bot.started": _no_fact,
             "bot.ended": self._bot_ended,
@@ -50,11 +50,14 @@ class Tracker:
             "ticket.created": self._ticket_created,
             "ticket.resolved": self._ticket_resolved,
         }
+        #: event class -> (handler, is a ticket event): keyed by class, since reading the `type` and
+        #: `ticket` class attributes through an event is an unspecialised lookup in CPython 3.11
+        self._dispatch = {cls: (by_type[kind], cls.ticket) for kind, cls in EVENT_CLASSES.items()}
 
     # -- entry point -------------------------------------------------------------------------
 
     def process(self, event: Event) -> list[F.Fact] | None:
-        is_ticket = event.ticket
+        handler, is_ticket = self._dispatch[type(event)]
         if is_ticket:
             store, key = self.tickets, event.ticket_id  # type: ignore[attr-defined]
         else:
@@ -71,7 +74,7 @@ class Tracker:
         else:
             state["ids"].append(event_id)
         out: list[F.Fact] = []
-        self._handlers[event.type](event, state, out)
+        handler(event, state, out)
         if ts > state["last"]:
             state["last"] = ts
         if is_ticket:  # a ticket's expiry moves when it is created or resolved
