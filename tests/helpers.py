@@ -102,4 +102,4 @@ def require_tool(*names: str) -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail(f"{' or '.join(names)} is not on PATH; deploy/install.sh installs it")
+    pytest.fail(f"{' or '.join(names)} is not on PATH; deploy/install.sh --for-tests installs it")

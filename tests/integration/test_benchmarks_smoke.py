@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, require_tool
 
 FIGURES = {
     "core: JSON line → updated state, one core",
@@ -45,6 +45,7 @@ FIGURES = {
 
 @pytest.mark.timeout(900)
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    require_tool("valgrind")  # for the core's instruction count (deploy/test.sh installs it)
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=840, check=False, cwd=REPO)
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
