@@ -76,7 +76,8 @@ wait_for "worker /metrics on 127.0.0.1:$WEB_PORT" 120 "$WORKER_PID" "$WORKER_MAR
   http_ok "http://127.0.0.1:$WEB_PORT/metrics" || { show_tail "$LOGS/worker.log"; die "the worker did not start"; }
 say "worker running (pid $(cat "$WORKER_PID"), log $LOGS/worker.log)"
 start_server "$SIM_PID" "$LOGS/simulate.log" "$CCPULSE" simulate --kafka --rate 200 --duration 0 --seed 1
-say "simulator producing 200 events/s to cc.events (pid $(cat "$SIM_PID"), log $LOGS/simulate.log)"
+say "simulator producing live traffic to cc.events, 200 events/s on a day's average (fewer at night, more at the" \
+  "morning peak; pid $(cat "$SIM_PID"), log $LOGS/simulate.log)"
 
 cat <<TXT
 
