@@ -16,7 +16,6 @@ confirmed in events/s too (`core_throughput.py`, both versions at once, one per 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import re
@@ -27,11 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams import config
-from streams.core.engine import Engine
+from core_throughput import replay_engine
+
 from streams.core.timefmt import parse_rfc3339
 from streams.simulate.generator import SimConfig, Simulation
-from streams.tuning import tune_gc
 
 #: a fixed start: the same events in every run (a Monday, midnight UTC)
 START = "2026-01-12T00:00:00Z"
@@ -48,9 +46,7 @@ def write_events(path: Path, count: int, seed: int) -> None:
 def inner(mode: str, path: str) -> None:
     """What valgrind runs: the setup alone ('setup'), or the setup and the events ('process')."""
     lines = Path(path).read_bytes().splitlines()
-    engine = Engine(config.load())
-    gc.collect()
-    tune_gc(freeze_survivors=True)  # as `ccpulse replay` does
+    engine = replay_engine()
     if mode == "process":
         engine.process_lines(lines)
         if engine.accepted == 0:

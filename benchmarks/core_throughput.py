@@ -43,14 +43,20 @@ def generate(hours: float, seed: int, regions: tuple[str, ...]) -> list[bytes]:
     return [value for _, _, value in Simulation(sim)]
 
 
+def replay_engine() -> Engine:
+    """A fresh engine with the collector set up as `ccpulse replay` sets it (freezing what survives)."""
+    engine = Engine(config.load())
+    gc.collect()
+    tune_gc(freeze_survivors=True)
+    return engine
+
+
 def measure_throughput(lines: list[bytes], passes: int = PASSES) -> dict[str, Any]:
     """The median of `passes` runs over the same lines, each with a fresh engine (the VM's speed
     swings by a third with its neighbours; one pass can land in a slow spell or a fast one)."""
     rates = []
     for _ in range(passes):
-        engine = Engine(config.load())
-        gc.collect()
-        tune_gc(freeze_survivors=True)  # as `ccpulse replay` does
+        engine = replay_engine()
         started = time.perf_counter()
         engine.process_lines(lines)
         elapsed = time.perf_counter() - started
