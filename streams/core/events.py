@@ -155,36 +155,28 @@ _DECODER = msgspec.json.Decoder(AnyEvent)
 
 
 def decode(raw: bytes, regions: Container[str], clock: ProcessingClock, future_tolerance_ms: int) -> Event:
-    """Validate one raw event; `clock` is the processing clock used for `future_timestamp`."""
+    """Validate one raw event; `clock` is the processing clock used for `future_timestamp`.
+
+    The hot path is msgspec's typed decoding plus the few checks it cannot express (the timestamp's
+    range, the region catalogue), in this one function since a Python call per event costs more
+    than those checks. Anything it does not accept goes to `_checked`, which names the precise reason.
+    msgspec's errors and a timestamp's are ValueErrors (msgspec lets the codec's error through)."""
     if len(raw) > MAX_EVENT_BYTES:
         raise Rejected("malformed", None, f"event is {len(raw)} bytes, larger than 64 KiB")
-    event = _typed(raw, regions)
-    if event is None:
+    try:
+        event: Event | None = _DECODER.decode(raw)
+        ts = event.ts  # type: ignore[union-attr]
+        if type(ts) is str:
+            ts = event.ts = parse_rfc3339(ts)  # type: ignore[union-attr]
+    except ValueError:
+        event = None
+    if event is None or not MIN_EPOCH_MS <= ts < MAX_EPOCH_MS or event.region not in regions:
         event = _checked(raw, regions)
-    ts: int = event.ts  # type: ignore[assignment]
+        ts = event.ts
     if ts > clock.ms + future_tolerance_ms and ts > clock.refresh() + future_tolerance_ms:
         raise Rejected("future_timestamp", "ts",
                        f"ts is {(ts - clock.ms) / 1000:.0f} s after the processing clock "
                        f"(tolerance {future_tolerance_ms // 1000} s)")
-    return event
-
-
-def _typed(raw: bytes, regions: Container[str]) -> Event | None:
-    """The event when msgspec's typed decoding and the few checks it cannot express accept it,
-    else None (then `_checked` decides, with the precise reason). This is the hot path."""
-    try:
-        event: Event = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec lets the codec's error through
-        return None
-    ts = event.ts
-    if type(ts) is str:
-        try:
-            ts = parse_rfc3339(ts)
-        except ValueError:
-            return None
-    if not MIN_EPOCH_MS <= ts < MAX_EPOCH_MS or event.region not in regions:
-        return None
-    event.ts = ts
     return event
 
 
