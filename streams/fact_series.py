@@ -209,7 +209,7 @@ class FactSeries:
 
     def observe(self, fact: F.Fact) -> None:
         """Count one fact (the aggregator's observer)."""
-        pair = self.pairs.get(fact[1:3])
+        pair = self.pairs.get((fact[1], fact[2]))
         if pair is None:
             pair = self._new_pair(fact[1], fact[2])
         self._observe[fact[0]](pair, fact)

@@ -10,7 +10,7 @@ minutes; the span's merge is kept until the window moves on a minute or a fact l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streams.config import ChannelTargets
@@ -174,25 +174,30 @@ class Aggregator:
             state = self.pairs[key] = PairState(key, self._bucket_expiry)
         return state
 
-    def apply(self, fact: F.Fact) -> None:
-        kind, ts = fact[0], fact[3]
-        pair = self.pairs.get(fact[1:3]) or self.pair(fact[1], fact[2])
-        # the pair's current minute inline: most facts fall in it, and this runs for every fact
-        bucket = pair.current if ts // MINUTE_MS == pair.minute else pair.bucket(ts)
-        self._apply[kind](pair, fact, bucket)
-        if self.observer is not None:
-            self.observer(fact)
-        changes = self.changes
-        if changes is not None:
-            # most facts of a pair fall in the minute it last marked: a tuple made and hashed for every
-            # fact instead cost stage two ~5 % (a harness driving it, alternating runs)
-            minute = ts // MINUTE_MS
-            if pair.marked_minute != minute:
-                pair.marked_minute = minute
-                changes.add((fact[1], fact[2], minute))
-            if kind in LIVE_KINDS and not pair.live_marked:
-                pair.live_marked = True
-                changes.add((fact[1], fact[2], LIVE))
+    def apply(self, facts: Iterable[F.Fact]) -> None:
+        """Count facts (tuples, or the lists stage two reads from JSON), in order. A batch per call,
+        with what every fact needs held in locals: a call and these lookups per fact cost the core
+        1.7 % of its instructions."""
+        pairs, handlers, observer, changes = self.pairs, self._apply, self.observer, self.changes
+        for fact in facts:
+            kind, ts = fact[0], fact[3]
+            # a pair of items, not the slice fact[1:3]: fewer instructions, and hashable for a list too
+            pair = pairs.get((fact[1], fact[2])) or self.pair(fact[1], fact[2])
+            # the pair's current minute inline: most facts fall in it
+            bucket = pair.current if ts // MINUTE_MS == pair.minute else pair.bucket(ts)
+            handlers[kind](pair, fact, bucket)
+            if observer is not None:
+                observer(fact)
+            if changes is not None:
+                # most facts of a pair fall in the minute it last marked: a tuple made and hashed for
+                # every fact instead cost stage two ~5 % (a harness driving it, alternating runs)
+                minute = ts // MINUTE_MS
+                if pair.marked_minute != minute:
+                    pair.marked_minute = minute
+                    changes.add((fact[1], fact[2], minute))
+                if kind in LIVE_KINDS and not pair.live_marked:
+                    pair.live_marked = True
+                    changes.add((fact[1], fact[2], LIVE))
 
     # -- one method per fact kind; each adds to the fact's minute bucket ------------------------
 

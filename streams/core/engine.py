@@ -138,10 +138,8 @@ class Engine:
 
     def _count(self, segments: list[tuple[list[F.Fact], int | None]]) -> None:
         aggregator = self.aggregator
-        apply = aggregator.apply
         for facts, release_at in segments:
-            for fact in facts:
-                apply(fact)
+            aggregator.apply(facts)
             if release_at is not None:
                 aggregator.release(release_at)
 
