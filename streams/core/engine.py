@@ -115,6 +115,7 @@ class Engine:
         track, watermark, reject_late = self.tracker.process, self.watermark, self.reject_late
         segments: list[tuple[list[F.Fact], int | None]] = []
         facts: list[F.Fact] = []
+        accepted = duplicates = 0  # counted in locals, stored once per chunk: this runs for every event
         for raw in raws:
             try:
                 event = decode(raw, regions, clock, future_ms)
@@ -125,15 +126,17 @@ class Engine:
                 self.reject(raw, rejection)
                 continue
             if new is None:
-                self.duplicates += 1
+                duplicates += 1
                 continue
-            self.accepted += 1
+            accepted += 1
             facts += new
             if watermark.advance(event.ts):
                 self.tracker.release(watermark.value)
                 segments.append((facts, watermark.value))
                 facts = []
         segments.append((facts, None))
+        self.accepted += accepted
+        self.duplicates += duplicates
         return segments
 
     def _count(self, segments: list[tuple[list[F.Fact], int | None]]) -> None:

@@ -69,10 +69,11 @@ class Tracker:
             state = store[key] = {"ids": [event_id], "last": ts}
             if not is_ticket:
                 self._contact_expiry.add((ts + self.horizon_ms) // MINUTE_MS, key)
-        elif event_id in state["ids"]:
-            return None
         else:
-            state["ids"].append(event_id)
+            ids = state["ids"]
+            if event_id in ids:
+                return None
+            ids.append(event_id)
         out: list[F.Fact] = []
         handler(event, state, out)
         if ts > state["last"]:
