@@ -33,32 +33,31 @@ def _day_ms(date_text: str) -> int:
 
 _MINUTES: dict[str, int] = {}
 _MINUTES_LIMIT = 100_000
-#: "SS" -> milliseconds and "mmm" -> milliseconds, for ASCII digits only (a leap second counts as 59)
+#: "SS" -> milliseconds (a leap second counts as 59) and ".mmmZ" -> milliseconds, ASCII digits only
 _SECOND_MS = {f"{second:02d}": min(second, 59) * 1000 for second in range(61)}
-_MILLIS = {f"{millis:03d}": millis for millis in range(1000)}
+_FRACTION_MS = {f".{millis:03d}Z": millis for millis in range(1000)}
 
 
 def parse_rfc3339(text: str) -> int:
     """Epoch milliseconds of an RFC 3339 timestamp; ValueError when it is not one.
 
     The common `YYYY-MM-DDTHH:MM:SS.mmmZ` form is read from three lookups: the minute (cached as
-    parsed: a stream carries many events per minute) and the second and milliseconds (fixed small
-    tables, which stay in the CPU's cache where a table of every "SS.mmm" did not);
-    everything else takes the full parse."""
-    if len(text) == 24 and text[23] == "Z" and text[19] == ".":
-        base = _MINUTES.get(text[:17])
-        if base is not None:
-            second = _SECOND_MS.get(text[17:19])
-            millis = _MILLIS.get(text[20:23])
-            if second is not None and millis is not None:
-                return base + second + millis
-            return _parse(text)
-        value = _parse(text)  # this form, when valid, has its minute in the first 17 characters
+    parsed: a stream carries many events per minute), the second and the fraction with its `Z`
+    (fixed small tables, which stay in the CPU's cache where a table of every "SS.mmm" did not).
+    The three keys found cover the text exactly (17, 2 and 5 characters), so no other check is
+    needed; everything else takes the full parse."""
+    base = _MINUTES.get(text[:17])
+    if base is not None:
+        second = _SECOND_MS.get(text[17:19])
+        fraction = _FRACTION_MS.get(text[19:])
+        if second is not None and fraction is not None:
+            return base + second + fraction
+    value = _parse(text)
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":  # this form: its minute is its first 17 characters
         if len(_MINUTES) >= _MINUTES_LIMIT:
             _MINUTES.clear()
         _MINUTES[text[:17]] = value - value % MINUTE_MS
-        return value
-    return _parse(text)
+    return value
 
 
 def _parse(text: str) -> int:
