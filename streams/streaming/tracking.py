@@ -84,6 +84,8 @@ class TrackingStage:
         self.trackers: dict[int, Tracker] = {}
         #: facts partition -> entries not yet taken, in the order their events were handled
         self.batch: dict[int, list[Entry]] = {}
+        #: region -> its facts partition's list in `batch`, so an event's entry is filed in one lookup
+        self._filed: dict[str, list[Entry]] = {}
         self._facts_partition: dict[str, int] = {}
         #: event times of the events accepted since the last `take_accepted`
         self.accepted_ts: list[int] = []
@@ -103,11 +105,12 @@ class TrackingStage:
         """One event: its outcome, and its facts added to the batch."""
         try:
             event = decode(raw, self.regions, self.processing_clock, self.future_ms)
-            self.watermark.check(event)
+            if event.ts < self.watermark.floor:  # the cheaper test first: it is per event
+                self.watermark.check(event)
         except Rejected as rejection:
             return _rejected(raw, rejection, self.clock())
         try:
-            facts = self.tracker(partition).process(event)
+            facts = (self.trackers.get(partition) or self.tracker(partition)).process(event)
         except Rejected as rejection:  # a conflict
             return _rejected(raw, rejection, self.clock())
         if facts is None:
@@ -132,8 +135,9 @@ class TrackingStage:
         self.arrival_clock.ms = arrived_ms
         try:
             event = decode(raw, self.regions, self.arrival_clock, self.future_ms)
-            self.watermark.check(event)
-            accepted = self.tracker(partition).process(event) is not None
+            if event.ts < self.watermark.floor:
+                self.watermark.check(event)
+            accepted = (self.trackers.get(partition) or self.tracker(partition)).process(event) is not None
         except Rejected:
             return
         if accepted and self.watermark.advance(event.ts):
@@ -151,7 +155,7 @@ class TrackingStage:
             if fact[1] != region:
                 break
         else:  # nearly always: every fact of the event is of one region
-            self._entries(region).append([partition, offset, 0, facts])
+            (self._filed.get(region) or self._entries(region)).append([partition, offset, 0, facts])
             return
         by_region: dict[str, list[Fact]] = {}
         for fact in facts:
@@ -164,6 +168,7 @@ class TrackingStage:
         entries = self.batch.get(number)
         if entries is None:
             entries = self.batch[number] = []
+        self._filed[region] = entries
         return entries
 
     def facts_partition(self, region: str) -> int:
@@ -179,6 +184,7 @@ class TrackingStage:
         messages = [(number, encode_facts(self.watermark.value, entries))
                     for number, entries in sorted(self.batch.items())]
         self.batch = {}
+        self._filed = {}
         return messages
 
     def take_accepted(self) -> list[int]:
