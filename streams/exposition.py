@@ -95,7 +95,7 @@ class Exposition:
         self.registry = CollectorRegistry() if registry is None else registry
 
         self.fact_series = FactSeries(settings, self.registry)
-        #: count one fact (the aggregator's observer)
+        #: count facts (stage two's observer, called with each message's facts)
         self.observe = self.fact_series.observe
 
         self.record_series = RecordSeries(self.registry)

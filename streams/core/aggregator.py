@@ -10,8 +10,7 @@ minutes; the span's merge is kept until the window moves on a minute or a fact l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from streams.config import ChannelTargets
 from streams.core import facts as F
@@ -145,16 +144,15 @@ class PairState:
 
 
 class Aggregator:
-    """Counts facts into buckets; `observer` (if any) sees each fact as it is applied (Prometheus)."""
+    """Counts facts into buckets."""
 
     def __init__(self, channels: Mapping[str, ChannelTargets], short_abandon_s: float, horizon_ms: int,
-                 ticket_retention_ms: int, observer: Callable[[F.Fact], Any] | None = None) -> None:
+                 ticket_retention_ms: int) -> None:
         self.pairs: dict[tuple[str, str], PairState] = {}
         self.sla_us = {name: round(c.sla_threshold_s * 1_000_000) for name, c in channels.items()}
         self.short_abandon_us = round(short_abandon_s * 1_000_000)
         self.horizon_ms = horizon_ms
         self.ticket_retention_ms = ticket_retention_ms
-        self.observer = observer
         self._bucket_expiry = MinuteIndex()
         self._waiting_expiry = MinuteIndex()
         self._ticket_expiry = MinuteIndex()
@@ -178,7 +176,7 @@ class Aggregator:
         """Count facts (tuples, or the lists stage two reads from JSON), in order. A batch per call,
         with what every fact needs held in locals: a call and these lookups per fact cost the core
         1.7 % of its instructions."""
-        pairs, handlers, observer, changes = self.pairs, self._apply, self.observer, self.changes
+        pairs, handlers, changes = self.pairs, self._apply, self.changes
         for fact in facts:
             kind, ts = fact[0], fact[3]
             # a pair of items, not the slice fact[1:3]: fewer instructions, and hashable for a list too
@@ -186,8 +184,6 @@ class Aggregator:
             # the pair's current minute inline: most facts fall in it
             bucket = pair.current if ts // MINUTE_MS == pair.minute else pair.bucket(ts)
             handlers[kind](pair, fact, bucket)
-            if observer is not None:
-                observer(fact)
             if changes is not None:
                 # most facts of a pair fall in the minute it last marked: a tuple made and hashed for
                 # every fact instead cost stage two ~5 % (a harness driving it, alternating runs)

@@ -63,7 +63,6 @@ class Engine:
 
     def __init__(self, settings: Settings, *, reject_late: bool = True,
                  dead_letters: DeadLetterSink | None = None,
-                 observer: Callable[[F.Fact], Any] | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         pipeline = settings.pipeline
         self.settings = settings
@@ -72,8 +71,7 @@ class Engine:
         self.future_ms = pipeline.future_tolerance_s * 1000
         ticket_ms = pipeline.ticket_retention_days * DAY_MS
         self.tracker = Tracker({}, {}, self.horizon_ms, ticket_ms)
-        self.aggregator = Aggregator(settings.channels, pipeline.short_abandon_s, self.horizon_ms, ticket_ms,
-                                     observer)
+        self.aggregator = Aggregator(settings.channels, pipeline.short_abandon_s, self.horizon_ms, ticket_ms)
         self.watermark = Watermark(self.horizon_ms)
         self.reject_late = reject_late
         self.dead_letters = dead_letters

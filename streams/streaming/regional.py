@@ -49,7 +49,7 @@ class RegionalPartition:
 
 
 class RegionalStage:
-    def __init__(self, settings: Settings, observer: Callable[[tuple], Any] | None = None,
+    def __init__(self, settings: Settings, observer: Callable[[list[list[Any]]], Any] | None = None,
                  region_event: Callable[[str, int], Any] | None = None) -> None:
         self.settings = settings
         self.observer = observer
@@ -66,7 +66,7 @@ class RegionalStage:
         state = self.partitions.get(number)
         if state is None:
             aggregator = Aggregator(self.settings.channels, self.settings.pipeline.short_abandon_s,
-                                    self.horizon_ms, self.ticket_retention_ms, self.observer)
+                                    self.horizon_ms, self.ticket_retention_ms)
             aggregator.changes = set()
             state = self.partitions[number] = RegionalPartition(aggregator)
         return state
@@ -93,26 +93,27 @@ class RegionalStage:
 
     def _apply(self, state: RegionalPartition, entries: list[list[Any]]) -> None:
         """Count the facts of the entries not applied before, in one aggregator call (facts stay the
-        JSON arrays they came as: the aggregator and the observer only index them)."""
+        JSON arrays they came as: the aggregator and the observer only index them), then in one
+        observer call; each region's newest fact time is passed on once per message."""
         applied = state.applied
         fresh: list[list[Any]] = []
+        newest: dict[str, int] = {}
         for source_partition, source_offset, index, facts in entries:
             position = (source_offset, index)
             if position <= applied.get(source_partition, (-1, -1)):
                 continue  # stage one sent these facts again after a restart
             applied[source_partition] = position
-            if not facts:
-                continue
             fresh += facts
-            newest = -1
             for fact in facts:
-                if fact[3] > newest:
-                    newest = fact[3]
-            region = facts[0][1]  # an entry's facts are of one region (stage one groups them so)
-            state.regions.add(region)
-            if self.region_event is not None:
-                self.region_event(region, newest)
+                if fact[3] > newest.get(fact[1], -1):
+                    newest[fact[1]] = fact[3]
         state.aggregator.apply(fresh)
+        if self.observer is not None:
+            self.observer(fresh)
+        state.regions.update(newest)
+        if self.region_event is not None:
+            for region, ts in newest.items():
+                self.region_event(region, ts)
 
     def _advance(self, watermark: int) -> None:
         previous = self.as_of

@@ -102,14 +102,14 @@ FACT_CASES: list[tuple[str, F.Fact, dict[Key, float]]] = [
 @pytest.mark.parametrize(("case", "one_fact", "expected"), FACT_CASES, ids=[c[0] for c in FACT_CASES])
 def test_each_fact_moves_exactly_its_series(expo: Exposition, case: str, one_fact: F.Fact,
                                             expected: dict[Key, float]) -> None:
-    expo.observe(fact(F.CONTACT))  # the pair's series exist before the fact under test
+    expo.observe([fact(F.CONTACT)])  # the pair's series exist before the fact under test
     before = samples(expo)
-    expo.observe(one_fact)
+    expo.observe([one_fact])
     assert moved(before, samples(expo)) == pytest.approx(expected)
 
 
 def test_first_fact_of_a_pair_creates_all_its_counters_at_zero(expo: Exposition) -> None:
-    expo.observe(fact(F.CONTACT))
+    expo.observe([fact(F.CONTACT)])
     now = samples(expo)
     assert now[rc("ccpulse_queue_answered_within_sla_total")] == 0
     assert now[rc("ccpulse_queue_abandoned_total", short="false")] == 0
@@ -119,8 +119,8 @@ def test_first_fact_of_a_pair_creates_all_its_counters_at_zero(expo: Exposition)
 
 
 def test_wait_histogram_buckets_around_the_threshold(expo: Exposition) -> None:
-    expo.observe(fact(F.VISIT, "c1#1", "answered", 40_000_000))
-    expo.observe(fact(F.VISIT, "c2#1", "answered", 40_500_000))
+    expo.observe([fact(F.VISIT, "c1#1", "answered", 40_000_000)])
+    expo.observe([fact(F.VISIT, "c2#1", "answered", 40_500_000)])
     now = samples(expo)
     assert now[rc("ccpulse_wait_seconds_bucket", le="30.0")] == 0
     assert now[rc("ccpulse_wait_seconds_bucket", le="40.0")] == 1
@@ -133,7 +133,7 @@ def bucket_edges(expo: Exposition, name: str) -> set[str]:
 
 
 def test_wait_buckets_include_every_sla_threshold(expo: Exposition) -> None:
-    expo.observe(fact(F.CONTACT))
+    expo.observe([fact(F.CONTACT)])
     edges = bucket_edges(expo, "ccpulse_wait_seconds")
     assert {f"{float(c.sla_threshold_s)}" for c in Settings().channels.values()} <= edges
     assert {"1.0", "259200.0", "+Inf"} <= edges
@@ -141,8 +141,8 @@ def test_wait_buckets_include_every_sla_threshold(expo: Exposition) -> None:
 
 def test_configured_threshold_becomes_a_bucket_edge_and_the_sla_limit() -> None:
     expo = Exposition(load(env={"CCPULSE_CHANNELS__VOICE__SLA_THRESHOLD_S": "33.5"}))
-    expo.observe(fact(F.VISIT, "c1#1", "answered", 33_500_000))
-    expo.observe(fact(F.VISIT, "c2#1", "answered", 34_000_000))
+    expo.observe([fact(F.VISIT, "c1#1", "answered", 33_500_000)])
+    expo.observe([fact(F.VISIT, "c2#1", "answered", 34_000_000)])
     now = samples(expo)
     assert "33.5" in bucket_edges(expo, "ccpulse_wait_seconds")
     assert now[rc("ccpulse_wait_seconds_bucket", le="33.5")] == 1
@@ -202,7 +202,7 @@ def test_a_ratio_never_seen_is_absent(expo: Exposition) -> None:
 def feed_region(expo: Exposition, region: str) -> None:
     for one in (fact(F.CONTACT, region=region), fact(F.VISIT, "c#1", "answered", 3_000_000, region=region),
                 fact(F.HANDLE, 60_000_000, 1, region=region)):
-        expo.observe(one)
+        expo.observe([one])
     expo.set_records([record(region=region), record(region=region, channel="ALL")])
     expo.region_event(region, T0)
 
@@ -226,7 +226,7 @@ def test_forget_regions_removes_every_series_of_the_region_only(expo: Exposition
 def test_a_forgotten_region_comes_back_from_zero(expo: Exposition) -> None:
     feed_region(expo, MOW)
     expo.forget_regions([MOW])
-    expo.observe(fact(F.CONTACT))
+    expo.observe([fact(F.CONTACT)])
     expo.region_event(MOW, T0 - 1000)  # older than before forgetting: the region starts afresh
     now = samples(expo)
     assert now[rc("ccpulse_contacts_total")] == 1
@@ -269,7 +269,7 @@ def test_pipeline_health_series_move(expo: Exposition) -> None:
 
 
 def test_handle_buckets_span_10s_to_4h(expo: Exposition) -> None:
-    expo.observe(fact(F.CONTACT))
+    expo.observe([fact(F.CONTACT)])
     edges = bucket_edges(expo, "ccpulse_handle_seconds") - {"+Inf"}
     assert min(map(float, edges)) == 10 and max(map(float, edges)) == 4 * 3600
 
@@ -277,8 +277,8 @@ def test_handle_buckets_span_10s_to_4h(expo: Exposition) -> None:
 def full_exposition() -> Exposition:
     expo = Exposition(Settings())
     for _, one, _ in FACT_CASES:
-        expo.observe(one)
-    expo.observe(fact(F.BOT, "resolved", channel="chat"))
+        expo.observe([one])
+    expo.observe([fact(F.BOT, "resolved", channel="chat")])
     expo.set_records([record(), record(channel="ALL", window="today"), record(region="ALL", oldest_waiting_s=None)])
     expo.events_read({"rejected": 1}, {"malformed": 1}, T0, [T0 - 1500])
     expo.set_watermark(T0)
@@ -294,7 +294,7 @@ def test_no_created_series() -> None:
 
 def test_two_expositions_do_not_share_series() -> None:
     first, second = Exposition(Settings()), Exposition(Settings())
-    first.observe(fact(F.CONTACT))
+    first.observe([fact(F.CONTACT)])
     assert rc("ccpulse_contacts_total") not in samples(second)
 
 
