@@ -182,12 +182,12 @@ class Aggregator:
             # a pair of items, not the slice fact[1:3]: fewer instructions, and hashable for a list too
             pair = pairs.get((fact[1], fact[2])) or self.pair(fact[1], fact[2])
             # the pair's current minute inline: most facts fall in it
-            bucket = pair.current if ts // MINUTE_MS == pair.minute else pair.bucket(ts)
+            minute = ts // MINUTE_MS
+            bucket = pair.current if minute == pair.minute else pair.bucket(ts)
             handlers[kind](pair, fact, bucket)
             if changes is not None:
                 # most facts of a pair fall in the minute it last marked: a tuple made and hashed for
                 # every fact instead cost stage two ~5 % (a harness driving it, alternating runs)
-                minute = ts // MINUTE_MS
                 if pair.marked_minute != minute:
                     pair.marked_minute = minute
                     changes.add((fact[1], fact[2], minute))
