@@ -3,9 +3,9 @@
 Usage: python benchmarks/run.py [--quick] [--out benchmarks/out] [--profile]
 
 Starts a broker with deploy/kafka.sh on a free port (stopped at the end, whatever happens), then:
-core throughput and state memory (benchmarks/core_throughput.py, in its own process); the core's
-instructions per event (benchmarks/core_instructions.py, under valgrind, when installed); one and two
-workers end to end; the raw consume limit; Faust's own floor (benchmarks/peers/faust_floor.py); the
+core throughput and state memory (benchmarks/core_throughput.py, in its own process); the
+instructions per event of the core and of a worker's two stages (benchmarks/instructions.py, under
+valgrind, when installed); one and two workers end to end; the raw consume limit; Faust's own floor (benchmarks/peers/faust_floor.py); the
 Faust and Quix Streams peers on the same events; freshness at a steady 5,000 events/s; and writes
 OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a minute or two; figures are
 not meaningful, it checks the harness). `--profile` also runs one worker under cProfile and writes
@@ -37,6 +37,9 @@ from stack import REPO, Broker, say
 
 TARGETS = {"core": 150_000, "worker": 30_000, "limit_share": 50.0, "vs_faust": 2.0, "vs_quix": 1.0,
            "fresh_p99_s": 2.0, "rss_mb": 500.0}
+#: instructions.py's parts, as the report names them
+INSTRUCTION_PARTS = {"core": "core", "stage-one": "stage one (a worker's intake)",
+                     "stage-two": "stage two (a worker's regional counting)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,20 +133,23 @@ def core(plan: Plan, out: Path, figures: list[Figure], details: dict[str, Any]) 
 
 
 def instructions(plan: Plan, out: Path, figures: list[Figure], details: dict[str, Any], notes: list[str]) -> None:
-    """core_instructions.py: the core's cost in a unit the VM's spells do not change."""
+    """instructions.py: the cost of the core and of a worker's two stages in a unit the VM's spells do
+    not change."""
     if shutil.which("valgrind") is None:
-        say("core instructions skipped: valgrind is not installed (apt-get install valgrind)")
-        notes.append("The core's instructions per event were not counted: valgrind is not installed.")
+        say("instruction counts skipped: valgrind is not installed (apt-get install valgrind)")
+        notes.append("Instructions per event were not counted: valgrind is not installed.")
         return
-    say(f"core: benchmarks/core_instructions.py --events {plan.instruction_events:,} (under valgrind) ...")
-    path = out / "logs" / "core-instructions.json"
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "core_instructions.py"), "--events",
+    say(f"instructions: benchmarks/instructions.py --events {plan.instruction_events:,} (under valgrind) ...")
+    path = out / "logs" / "instructions.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "instructions.py"), "--events",
                     str(plan.instruction_events), "--json", str(path)], check=True, timeout=3600)
     result = json.loads(path.read_text(encoding="utf-8"))
-    figure(figures, Figure("core: instructions per event (valgrind)", result["instructions_per_event"],
-                           "instructions", note=f"first {result['events']:,} events of a simulated day from "
-                                                f"{result['start']}; repeats to ~0.1 %, whatever the VM's speed"))
-    details["core_instructions"] = result
+    for part, what in INSTRUCTION_PARTS.items():
+        figure(figures, Figure(f"{what}: instructions per event (valgrind)",
+                               result["parts"][part]["instructions_per_event"], "instructions",
+                               note=f"first {result['events']:,} events of a simulated day from {result['start']}; "
+                                    "repeats to ~0.1 %, whatever the VM's speed"))
+    details["instructions"] = result
 
 
 def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], details: dict[str, Any],

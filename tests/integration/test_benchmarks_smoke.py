@@ -20,6 +20,8 @@ FIGURES = {
     "stage one rebuild after an assignment: decode + track, no facts",
     "core: peak state memory, 0.5 simulated h of all regions",
     "core: instructions per event (valgrind)",
+    "stage one (a worker's intake): instructions per event (valgrind)",
+    "stage two (a worker's regional counting): instructions per event (valgrind)",
     "end to end: one worker, events → records",
     "worker RSS after the simulated hour",
     "limit: raw consumer (aiokafka + orjson)",
@@ -45,7 +47,7 @@ FIGURES = {
 
 @pytest.mark.timeout(900)
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
-    require_tool("valgrind")  # for the core's instruction count (deploy/test.sh installs it)
+    require_tool("valgrind")  # for the instruction counts (deploy/test.sh installs it)
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=840, check=False, cwd=REPO)
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
