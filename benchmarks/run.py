@@ -5,11 +5,11 @@ Usage: python benchmarks/run.py [--quick] [--out benchmarks/out] [--profile]
 Starts a broker with deploy/kafka.sh on a free port (stopped at the end, whatever happens), then:
 core throughput and state memory (benchmarks/core_throughput.py, in its own process); the
 instructions per event of the core and of a worker's two stages (benchmarks/instructions.py, under
-valgrind, when installed); one and two workers end to end; the raw consume limit; Faust's own floor (benchmarks/peers/faust_floor.py); the
-Faust and Quix Streams peers on the same events; freshness at a steady 5,000 events/s; and writes
-OUT/report.md and OUT/report.json. `--quick` uses small volumes (about a minute or two; figures are
-not meaningful, it checks the harness). `--profile` also runs one worker under cProfile and writes
-OUT/worker-profile.txt.
+valgrind, when installed); one and two workers end to end; the raw consume limit; Faust's own
+floor (benchmarks/peers/faust_floor.py); the Faust and Quix Streams peers on the same events;
+freshness at a steady 5,000 events/s; and writes OUT/report.md and OUT/report.json. `--quick` uses
+small volumes (about 2.5 minutes; figures are not meaningful, it checks the harness). `--profile` also
+runs one worker under cProfile and writes OUT/worker-profile.txt.
 """
 
 from __future__ import annotations
