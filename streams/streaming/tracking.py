@@ -15,6 +15,7 @@ last commit produce the very same entries, and stage two drops those it already 
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -81,7 +82,7 @@ class TrackingStage:
         self.processing_clock = ProcessingClock(clock)
         self.arrival_clock = stopped_clock()
         #: events partition -> its tracker, holding that partition's contacts and tickets
-        self.trackers: dict[int, Tracker] = {}
+        self.trackers: defaultdict[int, Tracker] = defaultdict(self._new_tracker)
         #: facts partition -> entries not yet taken, in the order their events were handled
         self.batch: dict[int, list[Entry]] = {}
         #: region -> its facts partition's list in `batch`, so an event's entry is filed in one lookup
@@ -90,11 +91,8 @@ class TrackingStage:
         #: event times of the events accepted since the last `take_accepted`
         self.accepted_ts: list[int] = []
 
-    def tracker(self, partition: int) -> Tracker:
-        tracker = self.trackers.get(partition)
-        if tracker is None:
-            tracker = self.trackers[partition] = Tracker({}, {}, self.horizon_ms, self.ticket_retention_ms)
-        return tracker
+    def _new_tracker(self) -> Tracker:
+        return Tracker({}, {}, self.horizon_ms, self.ticket_retention_ms)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget the state of partitions this worker no longer owns (their next owner rebuilds it)."""
@@ -110,7 +108,7 @@ class TrackingStage:
         except Rejected as rejection:
             return _rejected(raw, rejection, self.clock())
         try:
-            facts = (self.trackers.get(partition) or self.tracker(partition)).process(event)
+            facts = self.trackers[partition].process(event)
         except Rejected as rejection:  # a conflict
             return _rejected(raw, rejection, self.clock())
         if facts is None:
@@ -137,7 +135,7 @@ class TrackingStage:
             event = decode(raw, self.regions, self.arrival_clock, self.future_ms)
             if event.ts < self.watermark.floor:
                 self.watermark.check(event)
-            accepted = (self.trackers.get(partition) or self.tracker(partition)).process(event) is not None
+            accepted = self.trackers[partition].process(event) is not None
         except Rejected:
             return
         if accepted and self.watermark.advance(event.ts):
