@@ -47,7 +47,6 @@ from streams.streaming.tracking import TrackingStage
 
 #: a fixed start: the same events in every run (a Monday, midnight UTC)
 START = "2026-01-12T00:00:00Z"
-PARTS = ("core", "stage-one", "stage-two")
 #: events per fetch fed to stage one (as the intake's batches, which take up to 2,000)
 FETCH = 500
 #: facts partitions of stage one's output (the default topic layout's count does not change the work)
@@ -81,33 +80,39 @@ def write_facts(events: Path, path: Path) -> None:
     path.write_bytes(b"".join(b"%d %s\n" % (partition, value) for partition, value in messages))
 
 
-def inner(part: str, mode: str, directory: str) -> None:
-    """What valgrind runs: the part's setup alone ('setup'), or the setup and the events ('process')."""
+def count_core(process: bool, directory: Path) -> None:
+    lines = (directory / EVENTS).read_bytes().splitlines()
+    engine = replay_engine()
+    if process:
+        engine.process_lines(lines)
+        if engine.accepted == 0:
+            sys.exit("no event was accepted")
+
+
+def count_stage_one(process: bool, directory: Path) -> None:
+    lines = (directory / EVENTS).read_bytes().splitlines()
+    stage = TrackingStage(config.load(), FACTS_PARTITIONS)
+    if process and not stage_one_messages(stage, lines):
+        sys.exit("stage one made no facts")
+
+
+def count_stage_two(process: bool, directory: Path) -> None:
+    messages = [line.split(b" ", 1) for line in (directory / FACTS).read_bytes().splitlines()]
     settings = config.load()
-    if part == "stage-two":
-        messages = [line.split(b" ", 1) for line in (Path(directory) / FACTS).read_bytes().splitlines()]
-        exposition = Exposition(settings, CollectorRegistry())
-        stage_two = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
-        if mode == "process":
-            offsets = [0] * FACTS_PARTITIONS
-            for number, value in messages:
-                partition = int(number)
-                stage_two.handle(value, partition, offsets[partition])
-                offsets[partition] += 1
-            if stage_two.as_of is None:
-                sys.exit("stage two saw no watermark")
-        return
-    lines = (Path(directory) / EVENTS).read_bytes().splitlines()
-    if part == "core":
-        engine = replay_engine()
-        if mode == "process":
-            engine.process_lines(lines)
-            if engine.accepted == 0:
-                sys.exit("no event was accepted")
-    elif part == "stage-one":
-        stage = TrackingStage(settings, FACTS_PARTITIONS)
-        if mode == "process" and not stage_one_messages(stage, lines):
-            sys.exit("stage one made no facts")
+    exposition = Exposition(settings, CollectorRegistry())
+    stage_two = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
+    if process:
+        offsets = [0] * FACTS_PARTITIONS
+        for number, value in messages:
+            partition = int(number)
+            stage_two.handle(value, partition, offsets[partition])
+            offsets[partition] += 1
+        if stage_two.as_of is None:
+            sys.exit("stage two saw no watermark")
+
+
+#: what valgrind runs for each part: its setup alone (process=False), or the setup and the work
+PARTS = {"core": count_core, "stage-one": count_stage_one, "stage-two": count_stage_two}
 
 
 def count_instructions(part: str, mode: str, directory: Path) -> int:
@@ -139,7 +144,8 @@ def main() -> int:
     parser.add_argument("--inner", nargs=3, metavar=("PART", "MODE", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        inner(*args.inner)
+        part, mode, directory = args.inner
+        PARTS[part](mode == "process", Path(directory))
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
