@@ -5,7 +5,8 @@ Usage: python benchmarks/core_throughput.py [--hours 24] [--seed 7] [--regions R
 The events are generated first (not timed) and kept as raw JSON lines, as they would arrive
 from Kafka or a replay file; then they go through `Engine.process_lines`, as `ccpulse replay`
 hands them over (decode, validate, deduplicate, track, aggregate, a chunk of lines at a time),
-three times with a fresh engine (the median is the figure); then through stage one's `rebuild`
+three times with a fresh engine (the median is the figure; the VM's speed, benchmarks/speed.py, is
+taken before each pass); then through stage one's `rebuild`
 (what a worker does with its partitions' retained events after an assignment: decode and track,
 no facts). `--split` also times the three parts on their own (each fed the previous part's
 output, made beforehand), to see where the time goes. Memory is the traced size of the engine's
@@ -23,6 +24,8 @@ import sys
 import time
 import tracemalloc
 from typing import Any
+
+from speed import loop_rate
 
 from streams import config
 from streams.core.engine import Engine
@@ -54,8 +57,9 @@ def replay_engine() -> Engine:
 def measure_throughput(lines: list[bytes], passes: int = PASSES) -> dict[str, Any]:
     """The median of `passes` runs over the same lines, each with a fresh engine (the VM's speed
     swings by a third with its neighbours; one pass can land in a slow spell or a fast one)."""
-    rates = []
+    rates, speeds = [], []
     for _ in range(passes):
+        speeds.append(loop_rate())
         engine = replay_engine()
         started = time.perf_counter()
         engine.process_lines(lines)
@@ -70,7 +74,7 @@ def measure_throughput(lines: list[bytes], passes: int = PASSES) -> dict[str, An
         gc.collect()
     median = statistics.median(rates)
     return {"events": len(lines), "seconds": len(lines) / median, "events_per_s": median, "passes": rates,
-            "accepted": accepted, "records": len(records), "records_build_s": records_s}
+            "loop_rates": speeds, "accepted": accepted, "records": len(records), "records_build_s": records_s}
 
 
 def measure_rebuild(lines: list[bytes]) -> dict[str, float]:
@@ -156,7 +160,8 @@ def main() -> int:
     figures = result["throughput"]
     print(f"core: {figures['events']:,} events, median of {len(figures['passes'])} passes "
           f"{figures['events_per_s']:,.0f} events/s on one core "
-          f"({', '.join(f'{rate:,.0f}' for rate in figures['passes'])}); "
+          f"({', '.join(f'{rate:,.0f}' for rate in figures['passes'])}; the VM's speed before each: "
+          f"{', '.join(f'{rate:.1f}' for rate in figures['loop_rates'])} M loops/s); "
           f"{figures['records']:,} records built in {figures['records_build_s']:.2f} s")
     rebuild = result["rebuild"] = measure_rebuild(lines)
     print(f"stage one rebuild (decode + track, no facts): {rebuild['events_per_s']:,.0f} events/s")

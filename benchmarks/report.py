@@ -34,6 +34,8 @@ class Figure:
             return f"{self.value:.0f} %"
         if self.unit == "s":
             return f"{self.value:.2f} s"
+        if self.unit == "M loops/s":
+            return f"{self.value:.1f} M loops/s"
         return f"{self.value:,.0f} {self.unit}"
 
 

@@ -23,6 +23,7 @@ import os
 import pstats
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from typing import Any
 import contenders
 import e2e
 from report import MB_PER_MIB, Figure, machine, write
+from speed import loop_rate
 from stack import REPO, Broker, say
 
 TARGETS = {"core": 150_000, "worker": 30_000, "limit_share": 50.0, "vs_faust": 2.0, "vs_quix": 1.0,
@@ -84,7 +86,9 @@ def main() -> int:
     figures: list[Figure] = []
     notes: list[str] = []
     say(f"ccpulse benchmarks ({details['mode']}), load average {details['load'][0]:.2f}")
+    speeds = details["vm_speed"] = {}
 
+    sample_speed(speeds, "at the start")
     core(plan, out, figures, details)
     instructions(plan, out, figures, details, notes)
     run_dir = Path(tempfile.mkdtemp(prefix="ccpulse-bench-kafka-"))
@@ -93,7 +97,7 @@ def main() -> int:
     try:
         say(f"starting Kafka on {broker.bootstrap} ...")
         kafka_line = broker.start()
-        streaming(broker, plan, logs, figures, details, notes)
+        streaming(broker, plan, logs, figures, details, notes, speeds)
         if args.profile:
             try:
                 profile(broker, plan, logs, out, notes)
@@ -105,6 +109,9 @@ def main() -> int:
         broker.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
     details["load"].append(os.getloadavg()[0])
+    sample_speed(speeds, "at the end")
+    figure(figures, Figure("the VM's speed: a fixed pure-Python loop", statistics.median(speeds.values()),
+                           "M loops/s", note="; ".join(f"{when} {rate:.1f}" for when, rate in speeds.items())))
     notes.append("The machine is shared (2 cores; other work was running): compare the load averages above "
                  "before reading much into a figure.")
     write(out, figures, details, machine(kafka_line), notes)
@@ -123,7 +130,8 @@ def core(plan: Plan, out: Path, figures: list[Figure], details: dict[str, Any]) 
     passes = ", ".join(f"{rate:,.0f}" for rate in speed["passes"])
     figure(figures, Figure("core: JSON line → updated state, one core", speed["events_per_s"], "events/s",
                            f"≥ {TARGETS['core']:,} events/s", speed["events_per_s"] >= TARGETS["core"],
-                           note=f"median of {len(speed['passes'])} passes: {passes}"))
+                           note=f"median of {len(speed['passes'])} passes: {passes}; the VM's speed before each: "
+                                + ", ".join(f"{rate:.1f}" for rate in speed["loop_rates"]) + " M loops/s"))
     figure(figures, Figure("stage one rebuild after an assignment: decode + track, no facts",
                            result["rebuild"]["events_per_s"], "events/s"))
     peak = max(mib for _, mib in result["memory_mib_by_hour"]) * MB_PER_MIB
@@ -153,7 +161,7 @@ def instructions(plan: Plan, out: Path, figures: list[Figure], details: dict[str
 
 
 def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], details: dict[str, Any],
-              notes: list[str]) -> None:
+              notes: list[str], speeds: dict[str, float]) -> None:
     say("generating the busy hour ...")
     data = e2e.busy_hour(plan.hour_s, plan.hour_volume)
     say(f"dataset: {data.description}")
@@ -162,6 +170,7 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
 
     runs = []
     for number in range(plan.worker_runs):
+        sample_speed(speeds, f"before one-worker run {number + 1}")
         say(f"end to end, one worker (run {number + 1} of {plan.worker_runs}):")
         runs.append(e2e.throughput(broker, data, 1, logs, f"one{number}", plan.worker_cap_s))
     # the median run is the figure (the shared VM's speed swings by a third between minutes)
@@ -178,6 +187,7 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
     figure(figures, Figure("worker RSS after the simulated hour", rss_mb, "MB", f"≤ {TARGETS['rss_mb']:.0f} MB",
                            rss_mb <= TARGETS["rss_mb"], read + (", the largest of the runs" if len(runs) > 1 else "")))
 
+    sample_speed(speeds, "before the limit and the peers")
     say("the limit: raw aiokafka + orjson consumer on the same topic ...")
     limit = contenders.raw_limit(broker, one["topic"], count)
     details["limit"] = limit
@@ -214,6 +224,7 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
                                ratio >= wanted if wanted > 1 else ratio > wanted))
     figure(figures, Figure("ccpulse worker peak RSS on the same events", one["peak_rss_mib"][0] * MB_PER_MIB, "MB"))
 
+    sample_speed(speeds, "before the two workers")
     say("end to end, two workers:")
     two = e2e.throughput(broker, data, 2, logs, "two", plan.worker_cap_s)
     details["two_workers"] = two
@@ -221,6 +232,7 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
                            note="; ".join(filter(None, ("both on the 2 cores, beside the broker",
                                                         capped(two, plan.worker_cap_s))))))
 
+    sample_speed(speeds, "before freshness")
     say(f"freshness at {plan.fresh_rate:,} events/s for {plan.fresh_s:g} s (after {plan.fresh_warmup_s:g} s warm-up):")
     fresh = e2e.freshness(broker, logs, plan.fresh_rate, plan.fresh_s, plan.fresh_warmup_s, plan.fresh_drain_s,
                           volume=25)
@@ -273,6 +285,13 @@ def profile(broker: Broker, plan: Plan, logs: Path, out: Path, notes: list[str])
         stats.sort_stats("cumulative").print_stats(60)
     notes.append(f"Worker profile (cProfile, one worker over the same dataset): {out / 'worker-profile.txt'}")
     say(f"profile: {out / 'worker-profile.txt'}")
+
+
+def sample_speed(speeds: dict[str, float], when: str) -> None:
+    """The VM's speed now (benchmarks/speed.py), kept and printed: the figures measured next ran in
+    this spell."""
+    speeds[when] = loop_rate()
+    say(f"the VM's speed {when}: {speeds[when]:.1f} M loops/s")
 
 
 def capped(result: dict[str, Any], cap_s: float) -> str:
