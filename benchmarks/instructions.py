@@ -12,19 +12,21 @@ figure. The parts:
 
 - `core`: `Engine.process_lines` (what `ccpulse replay` and core_throughput.py run);
 - `stage-one`: a worker's stage one handling the events (`TrackingStage.handle`, in fetches of
-  500 as the intake takes them) and encoding its facts messages;
+  500 as the intake takes them, as aiokafka's messages made beforehand) and encoding its facts
+  messages;
 - `stage-two`: stage two applying those facts messages (`RegionalStage.handle`, with the
   Prometheus fact series as its observer); the messages are made beforehand, outside valgrind.
 
 Kafka's client, the publisher and the scrape are not in any part. What the count cannot show is
 the cost of memory: a table larger than the CPU's caches is slow without executing more
-instructions, so a change is confirmed in events/s too (`core_throughput.py`, both versions at
-once, one per core).
+instructions, so a change is confirmed in events/s too (`core_throughput.py`, the two versions
+alternating: this VM's two vCPUs slow each other down, so not both at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -35,11 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from core_throughput import replay_engine
+from aiokafka.structs import ConsumerRecord
+from core_throughput import FETCH_EVENTS, event_messages, replay_engine
 from prometheus_client import CollectorRegistry
 
 from streams import config
-from streams.core.timefmt import parse_rfc3339
+from streams.core.timefmt import now_ms, parse_rfc3339
 from streams.exposition import Exposition
 from streams.simulate.generator import SimConfig, Simulation
 from streams.streaming.regional import RegionalStage
@@ -47,8 +50,6 @@ from streams.streaming.tracking import TrackingStage
 
 #: a fixed start: the same events in every run (a Monday, midnight UTC)
 START = "2026-01-12T00:00:00Z"
-#: events per fetch fed to stage one (as the intake's batches, which take up to 2,000)
-FETCH = 500
 #: facts partitions of stage one's output (the default topic layout's count does not change the work)
 FACTS_PARTITIONS = 4
 EVENTS, FACTS = "events.jsonl", "facts.txt"
@@ -62,12 +63,11 @@ def write_events(path: Path, count: int, seed: int) -> None:
             fh.write(value + b"\n")
 
 
-def stage_one_messages(stage: TrackingStage, lines: list[bytes]) -> list[tuple[int, bytes]]:
-    """Stage one over the lines, fetch by fetch: its facts messages as (facts partition, value)."""
+def stage_one_messages(stage: TrackingStage, events: list[ConsumerRecord]) -> list[tuple[int, bytes]]:
+    """Stage one over the events, fetch by fetch: its facts messages as (facts partition, value)."""
     messages = []
-    for start in range(0, len(lines), FETCH):
-        for offset, raw in enumerate(lines[start:start + FETCH], start=start):
-            stage.handle(raw, 0, offset)
+    for start in range(0, len(events), FETCH_EVENTS):
+        stage.handle(0, events[start:start + FETCH_EVENTS])
         messages += stage.take_facts()
         stage.take_accepted()
     return messages
@@ -76,7 +76,7 @@ def stage_one_messages(stage: TrackingStage, lines: list[bytes]) -> list[tuple[i
 def write_facts(events: Path, path: Path) -> None:
     """Stage one's facts messages of the events, one a line: the facts partition, a space, the value."""
     lines = events.read_bytes().splitlines()
-    messages = stage_one_messages(TrackingStage(config.load(), FACTS_PARTITIONS), lines)
+    messages = stage_one_messages(TrackingStage(config.load(), FACTS_PARTITIONS), event_messages(lines, now_ms()))
     path.write_bytes(b"".join(b"%d %s\n" % (partition, value) for partition, value in messages))
 
 
@@ -90,9 +90,11 @@ def count_core(process: bool, directory: Path) -> None:
 
 
 def count_stage_one(process: bool, directory: Path) -> None:
-    lines = (directory / EVENTS).read_bytes().splitlines()
+    events = event_messages((directory / EVENTS).read_bytes().splitlines(), now_ms())
+    gc.collect()
+    gc.freeze()  # a worker holds a fetch of messages at a time, not all: its collector does not walk them
     stage = TrackingStage(config.load(), FACTS_PARTITIONS)
-    if process and not stage_one_messages(stage, lines):
+    if process and not stage_one_messages(stage, events):
         sys.exit("stage one made no facts")
 
 

@@ -33,7 +33,7 @@ from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.kafka_client import aiokafka_options
 from streams.streaming.rebalance import StageRebalance
-from streams.streaming.tracking import ACCEPTED_OUTCOME, TrackingStage, encode_tick
+from streams.streaming.tracking import EventMessage, TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +140,13 @@ class Intake:
         reasons: Counter[str] = Counter()
         now = now_ms()
         for tp, messages in batches.items():
-            partition = tp.partition
-            for message in messages:
-                outcome = handle(message.value, partition, message.offset)
-                if outcome is ACCEPTED_OUTCOME:
-                    continue  # counted from the stage's accepted event times
+            for message, outcome in handle(tp.partition, messages):  # the accepted ones are counted below
                 results[outcome.result] += 1
                 if outcome.dead_letter is not None:
                     reasons[outcome.reason] += 1
                     dead_letters.append((message.key, outcome.dead_letter))
             if messages:
-                handled[partition] = messages[-1].offset + 1
+                handled[tp.partition] = messages[-1].offset + 1
         accepted_ts = self.tracking.take_accepted()
         if accepted_ts:
             results[ACCEPTED] = len(accepted_ts)
@@ -282,7 +278,7 @@ class Intake:
 
 
 async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
-                      rebuild: Callable[[bytes, int, int], None], started: float) -> int:
+                      rebuild: Callable[[int, list[EventMessage]], None], started: float) -> int:
     """Feed every message below each partition's end to `rebuild`; the number of messages read."""
     remaining = dict(ends)
     count = 0
@@ -296,14 +292,12 @@ async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
         batches = await reader.getmany(*remaining, timeout_ms=1000, max_records=BATCH_EVENTS * 5)
         for tp, messages in batches.items():
             end = remaining.get(tp)
-            if end is None:
+            if end is None or not messages:
                 continue
-            partition = tp.partition
-            for message in messages:
-                if message.offset >= end:
-                    break
-                rebuild(message.value, partition, message.timestamp)
-                count += 1
+            if messages[-1].offset >= end:  # the fetch went past the committed offset
+                messages = [message for message in messages if message.offset < end]
+            rebuild(tp.partition, messages)
+            count += len(messages)
         if time.monotonic() >= next_report:
             next_report += REBUILD_PROGRESS_S
             log.info("rebuilding events partitions %s: %d events read again so far",

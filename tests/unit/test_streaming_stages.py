@@ -13,6 +13,7 @@ import random
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from streams import config
 from streams.core.engine import Engine
@@ -33,6 +34,24 @@ def simulated(seed: int) -> list[tuple[bytes, bytes]]:
     return [(key, value) for _, key, value in Simulation(sim)]
 
 
+ACCEPTED = ("accepted", None)
+
+
+def messages(values: list[bytes], first_offset: int = 0, arrived_ms: int = 0) -> list[ConsumerRecord]:
+    """Events as stage one reads them from one partition, from `first_offset` on."""
+    return [ConsumerRecord("events", 0, offset, arrived_ms, 0, None, value, None, -1, len(value), [])
+            for offset, value in enumerate(values, start=first_offset)]
+
+
+def handle(stage: TrackingStage, values: list[bytes], first_offset: int = 0,
+           partition: int = 0) -> list[tuple[str, str | None]]:
+    """The events handled as one fetch: each one's (result, reason), the accepted ones included."""
+    fetch = messages(values, first_offset)
+    refused = {message.offset: outcome for message, outcome in stage.handle(partition, fetch)}
+    return [(outcome.result, outcome.reason) if (outcome := refused.get(message.offset)) else ACCEPTED
+            for message in fetch]
+
+
 class Pipeline:
     """Stage one -> facts partitions -> stage two -> rollup, delivering messages in order."""
 
@@ -49,7 +68,7 @@ class Pipeline:
 
     def send_event(self, key: bytes, value: bytes) -> None:
         partition = partition_of(key.decode(), PARTITIONS)
-        self.tracking.handle(value, partition, self.offsets[partition])
+        handle(self.tracking, [value], self.offsets[partition], partition)
         self.offsets[partition] += 1
 
     def send_facts(self) -> None:
@@ -140,7 +159,7 @@ def test_fact_messages_carry_the_source_position_of_each_entry() -> None:
     events = simulated(seed=7)[:40]
     tracking = TrackingStage(config.load(env={}), PARTITIONS)
     for offset, (_, value) in enumerate(events):
-        tracking.handle(value, offset % 2, offset)
+        handle(tracking, [value], offset, offset % 2)
     messages = tracking.take_facts()
     assert tracking.take_facts() == []
     entries = [(number, entry) for number, value in messages for entry in orjson.loads(value)["e"]]
@@ -165,8 +184,7 @@ def test_an_event_with_facts_of_two_regions_makes_one_entry_per_region_in_region
     left = {"event_id": "c-9-l", "type": "queue.left", "ts": now - 60_000, "region": "RU-MOW",
             "reason": "answered", **common}
     entered = {"event_id": "c-9-e", "type": "queue.entered", "ts": now - 90_000, "region": "RU-KGD", **common}
-    assert [tracking.handle(orjson.dumps(event), 0, offset).result
-            for offset, event in enumerate((left, entered))] == ["accepted", "accepted"]
+    assert handle(tracking, [orjson.dumps(left), orjson.dumps(entered)]) == [ACCEPTED] * 2
     entries = sorted((entry[1], entry[2], number, [fact[:2] for fact in entry[3]])
                      for number, value in tracking.take_facts() for entry in orjson.loads(value)["e"])
     assert entries == [  # the leave alone, with no wait known, counts nothing yet
@@ -180,10 +198,10 @@ def test_an_event_with_facts_of_two_regions_makes_one_entry_per_region_in_region
 def test_only_accepted_events_leave_their_time_for_the_lag_histogram() -> None:
     tracking = TrackingStage(config.load(env={}), PARTITIONS)
     started, _ = contact_events("c-8", resolved=True)
-    outcomes = [tracking.handle(raw, 0, offset) for offset, raw in enumerate((started, started, b"{"))]
-    assert [(o.result, o.reason) for o in outcomes] == [("accepted", None), ("duplicate", None),
-                                                        ("rejected", "malformed")]
-    assert outcomes[2].dead_letter is not None
+    refused = tracking.handle(0, messages([started, started, b"{"]))
+    assert [(message.offset, outcome.result, outcome.reason) for message, outcome in refused] == [
+        (1, "duplicate", None), (2, "rejected", "malformed")]
+    assert refused[1][1].dead_letter is not None
     assert tracking.take_accepted() == [orjson.loads(started)["ts"]]
 
 
@@ -250,18 +268,17 @@ def test_a_stage_rebuilt_up_to_the_commit_sends_again_exactly_what_followed_it()
     events = [value for _, _, value in Simulation(sim)]
     arrival = now_ms()
     first = TrackingStage(settings, 1)
-    outcomes = [first.handle(value, 0, offset) for offset, value in enumerate(events)]
+    outcomes = handle(first, events)
     committed = len(events) * 2 // 3
     sent = [(number, entry) for number, entry in entries_of(first.take_facts()) if entry[1] >= committed]
     assert sent
     rebuilt = TrackingStage(settings, 1)
-    for value in events[:committed]:
-        rebuilt.rebuild(value, 0, arrival)
+    rebuilt.rebuild(0, messages(events[:committed], arrived_ms=arrival))
     assert rebuilt.take_facts() == []  # rebuilding sends nothing
-    again = [rebuilt.handle(value, 0, offset) for offset, value in enumerate(events) if offset >= committed]
+    again = handle(rebuilt, events[committed:], committed)
     assert entries_of(rebuilt.take_facts()) == sent
-    assert [(o.result, o.reason) for o in again] == [(o.result, o.reason) for o in outcomes[committed:]]
-    assert {o.result for o in outcomes[:committed]} >= {"accepted", "duplicate", "rejected"}
+    assert again == outcomes[committed:]
+    assert {result for result, _ in outcomes[:committed]} >= {"accepted", "duplicate", "rejected"}
     assert rebuilt.watermark.value == first.watermark.value
 
 
@@ -270,16 +287,12 @@ def test_a_conflicting_event_handled_again_past_the_commit_is_dead_lettered_agai
     started, ended = contact_events("c-7", resolved=True)
     _, other_end = contact_events("c-7", resolved=False, tag="x")
     first = TrackingStage(settings, 1)
-    for offset, value in enumerate((started, ended)):
-        assert first.handle(value, 0, offset).result == "accepted"
-    conflict = first.handle(other_end, 0, 2)
-    assert (conflict.result, conflict.reason) == ("rejected", "conflict")
-    assert first.handle(other_end, 0, 3).result == "duplicate"
+    assert handle(first, [started, ended]) == [ACCEPTED] * 2
+    assert handle(first, [other_end], 2) == [("rejected", "conflict")]
+    assert handle(first, [other_end], 3) == [("duplicate", None)]
     rebuilt = TrackingStage(settings, 1)
-    for value in (started, ended):
-        rebuilt.rebuild(value, 0, now_ms())
-    again = rebuilt.handle(other_end, 0, 2)
-    assert (again.result, again.reason) == ("rejected", "conflict")
+    rebuilt.rebuild(0, messages([started, ended], arrived_ms=now_ms()))
+    assert handle(rebuilt, [other_end], 2) == [("rejected", "conflict")]
 
 
 def test_a_rebuild_judges_future_timestamps_by_the_time_the_event_arrived() -> None:
@@ -291,11 +304,11 @@ def test_a_rebuild_judges_future_timestamps_by_the_time_the_event_arrived() -> N
     ahead["ts"] = arrived + 600_000
     raw = orjson.dumps(ahead)
     rebuilt = TrackingStage(settings, 1)
-    rebuilt.rebuild(raw, 0, arrived)
-    assert rebuilt.handle(raw, 0, 1).result == "accepted"
+    rebuilt.rebuild(0, messages([raw], arrived_ms=arrived))
+    assert handle(rebuilt, [raw], 1) == [ACCEPTED]
     accepted = TrackingStage(settings, 1)
-    accepted.rebuild(raw, 0, now_ms())
-    assert accepted.handle(raw, 0, 1).result == "duplicate"
+    accepted.rebuild(0, messages([raw], arrived_ms=now_ms()))
+    assert handle(accepted, [raw], 1) == [("duplicate", None)]
 
 
 def contact_events(contact: str, *, resolved: bool, tag: str = "") -> tuple[bytes, bytes]:
