@@ -18,13 +18,16 @@ from streams.streaming.tracking import TrackingStage
 def main() -> int:
     stage, argv = sys.argv[1], sys.argv[2:]
 
-    def poisoned(self: Any, raw: bytes, *position: int) -> Any:
+    def poisoned_events(self: Any, partition: int, messages: list[Any]) -> Any:
+        raise RuntimeError(f"poisoned by {messages[0].value!r}")
+
+    def poisoned_facts(self: Any, raw: bytes, *position: int) -> Any:
         raise RuntimeError(f"poisoned by {raw!r}")
 
     if stage == "events":
-        TrackingStage.handle = poisoned  # type: ignore[method-assign]
+        TrackingStage.handle = poisoned_events  # type: ignore[method-assign]
     elif stage == "facts":
-        RegionalStage.handle = poisoned  # type: ignore[method-assign]
+        RegionalStage.handle = poisoned_facts  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown stage {stage!r}: events or facts")
     return cli.main(argv)
