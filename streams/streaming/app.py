@@ -2,7 +2,7 @@
 
 Both stages read their topics in batches with their own aiokafka consumers, outside Faust's
 per-message machinery: stage one the events topic (`Intake`), stage two the facts and rollup
-topics (`Aggregation`). Faust runs them, the publishing timer, the producer and `/metrics`, and
+topics (`Aggregation`). Faust runs them, the publisher, the producer and `/metrics`, and
 stops the worker when a task fails. Values are raw bytes + orjson rather than Faust models,
 which cost ~10x the JSON parse per event.
 """
@@ -28,6 +28,7 @@ from streams.streaming.aggregation import Topics as AggregationTopics
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
+from streams.streaming.publishing import KeySpacing, Round, RoundSchedule
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage
@@ -35,10 +36,6 @@ from streams.streaming.tracking import TrackingStage
 log = logging.getLogger(__name__)
 Job = Callable[..., Awaitable[None]]
 
-#: a publishing round of d seconds is followed by a pause of this many times d: while stage one reads a
-#: backlog (publishing then takes at most a fifth of the event loop), and while it keeps up (at most half)
-PUBLISH_PAUSE_BACKLOG = 4.0
-PUBLISH_PAUSE_STEADY = 1.0
 #: the producer's batch per partition: a round sends a few MB of records and rollup upserts, and with
 #: aiokafka's 16 KiB batches its sends kept waiting for room behind requests in flight
 PUBLISH_BATCH_BYTES = 1 << 18
@@ -123,39 +120,50 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             await topic.maybe_declare()
         await asyncio.gather(intake.run(), aggregation.run())
 
-    pacing = {"not_before": 0.0}
+    interval_s = settings.pipeline.publish_interval_s
+    schedule = RoundSchedule(interval_s)
+    spacing = KeySpacing(interval_s)
 
     async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None) -> None:
         """Straight to Faust's producer (aiokafka): `Topic.send` wraps every message in Faust's own
         bookkeeping, which made a round of thousands of records and rollup upserts take seconds."""
         await app.producer.send(topic.get_topic_name(), key, value, partition, None, None)
 
-    @app.timer(interval=settings.pipeline.publish_interval_s)
-    @quiet_when_stopping
-    async def publish() -> None:
-        """Publish changed records (at most once per interval per key) and breach transitions.
-
-        Building every record of a busy worker can take a good part of a second. While stage one
-        reads a backlog, a round that took d seconds is followed by a pause of PUBLISH_PAUSE_BACKLOG
-        * d, so the backlog is read at nearly full speed; once it keeps up, by PUBLISH_PAUSE_STEADY *
-        d, so the records stay fresh without publishing taking the whole event loop."""
+    async def publish_round() -> Round:
+        """Build and send changed records (no key twice within the interval) and breach transitions."""
         started = time.monotonic()
-        if started < pacing["not_before"]:
-            return
         publication = regional.collect(aggregation.facts_caught_up())
         records = publication.records
         if aggregation.country_rebuilt():
             records = records + aggregation.country.collect()
         exposition.set_records(records)
-        for record in records:
-            await send(metrics_topic, record_key(record).encode(), orjson.dumps(record))
+        built = sending = time.monotonic()
+        for number, record in enumerate(records):
+            key = record_key(record).encode()
+            wait = spacing.wait(key, time.monotonic())
+            if wait:
+                await asyncio.sleep(wait)
+            if not number:
+                sending = time.monotonic()
+            await send(metrics_topic, key, orjson.dumps(record))
+            spacing.sent(key, time.monotonic())
         for alert in publication.alerts:
             await send(alerts_topic, f"{alert['region']}|{alert['channel']}".encode(), orjson.dumps(alert))
         for key, value in publication.rollup:
             await send(rollup_topic, key, value, partition=0)
-        finished = time.monotonic()
-        pause = PUBLISH_PAUSE_BACKLOG if intake.backlogged else PUBLISH_PAUSE_STEADY
-        pacing["not_before"] = finished + pause * (finished - started)
+        return Round(started, built, sending, time.monotonic())
+
+    @app.task
+    @quiet_when_stopping
+    async def publish() -> None:
+        """Publishing rounds about an interval apart, timed by their sends (see `publishing`), the
+        first an interval after the start. Building every record of a busy worker can take a good
+        part of a second, so a long round is followed by a pause in proportion, and stage one reads
+        a backlog at nearly full speed."""
+        await asyncio.sleep(interval_s)
+        while True:
+            last = await publish_round()
+            await asyncio.sleep(schedule.next_start(last, intake.backlogged) - time.monotonic())
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S)
     async def check_stalls() -> None:

@@ -114,11 +114,15 @@ class TopicReader:
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False)
         self.messages: list[tuple[bytes | None, bytes]] = []
+        #: key -> the Kafka timestamps of its messages, in the order of its partition
+        self.stamps: dict[bytes | None, list[int]] = {}
 
     def poll(self) -> list[tuple[bytes | None, bytes]]:
         """Everything read so far (after fetching what arrived since the last call)."""
         for batch in self.consumer.poll(timeout_ms=300, max_records=100_000).values():
-            self.messages.extend((message.key, message.value) for message in batch)
+            for message in batch:
+                self.messages.append((message.key, message.value))
+                self.stamps.setdefault(message.key, []).append(message.timestamp)
         return self.messages
 
     def values(self) -> list[dict[str, Any]]:

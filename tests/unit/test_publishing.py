@@ -1,0 +1,75 @@
+"""The publisher's schedule: rounds timed by their sends, and no record key twice within the interval."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, KeySpacing, Round, RoundSchedule
+
+
+def test_the_next_build_ends_an_interval_after_the_last_round_began_sending() -> None:
+    last = Round(started=10.0, built=10.3, sending=10.3, finished=10.4)
+    assert RoundSchedule(1.0).next_start(last, backlogged=False) == pytest.approx(11.0)
+
+
+def test_a_wait_before_sending_moves_the_next_round_by_as_much() -> None:
+    last = Round(started=10.0, built=10.1, sending=10.25, finished=10.3)
+    assert RoundSchedule(1.0).next_start(last, backlogged=False) == pytest.approx(11.15)
+
+
+def test_a_long_round_is_followed_by_a_pause_in_proportion_to_its_work() -> None:
+    long = Round(started=10.0, built=10.6, sending=10.6, finished=10.8)
+    assert RoundSchedule(1.0).next_start(long, backlogged=False) == pytest.approx(10.8 + PAUSE_STEADY * 0.8)
+    short = Round(started=10.0, built=10.2, sending=10.5, finished=10.6)  # 0.3 s waiting, 0.3 s busy
+    assert RoundSchedule(1.0).next_start(short, backlogged=True) == pytest.approx(10.6 + PAUSE_BACKLOG * 0.3)
+
+
+def test_a_key_waits_until_an_interval_after_its_last_send() -> None:
+    spacing = KeySpacing(1.0)
+    assert spacing.wait(b"RU-MOW|voice|15m", 5.0) == 0.0
+    spacing.sent(b"RU-MOW|voice|15m", 5.0)
+    assert spacing.wait(b"RU-MOW|voice|15m", 5.75) == pytest.approx(0.25)
+    assert spacing.wait(b"RU-MOW|voice|15m", 6.0) == 0.0
+    assert spacing.wait(b"RU-SPE|voice|15m", 5.75) == 0.0
+
+
+def rounds(builds_s: list[float], keys: list[bytes], send_s: float = 0.001) -> tuple[list[Round], list[list[float]]]:
+    """Rounds run as the publisher runs them, with the given build times: each round's record, and
+    each key's send times."""
+    schedule, spacing = RoundSchedule(1.0), KeySpacing(1.0)
+    done: list[Round] = []
+    sends: dict[bytes, list[float]] = {key: [] for key in keys}
+    started = 0.0
+    for build_s in builds_s:
+        now = built = started + build_s
+        sending = None
+        for key in keys:
+            now += spacing.wait(key, now)
+            sending = now if sending is None else sending
+            sends[key].append(now)
+            spacing.sent(key, now)
+            now += send_s
+        done.append(Round(started, built, sending, now))
+        started = schedule.next_start(done[-1], backlogged=False)
+    return done, list(sends.values())
+
+
+def test_sends_of_a_key_are_never_closer_than_the_interval() -> None:
+    builds = [0.4, 0.1, 0.3, 0.0, 0.25, 0.25, 0.05]
+    _, sends = rounds(builds, [f"R{number}|voice|5m".encode() for number in range(50)])
+    assert min(later - earlier for times in sends for earlier, later in itertools.pairwise(times)) >= 1.0 - 1e-9
+
+
+def test_rounds_keep_an_interval_apart_and_a_faster_build_brings_the_sends_back() -> None:
+    """Rounds are an interval apart when their builds take as long; after a slow build (0.4 s) the
+    sends come an interval after the last ones, and once the builds are fast again, each round's
+    records are sent as soon as they are built."""
+    done, _ = rounds([0.2, 0.2, 0.2, 0.4, 0.1, 0.1, 0.1], [b"RU-MOW|voice|5m"])
+    starts = [r.started for r in done]
+    assert [later - earlier for earlier, later in itertools.pairwise(starts[:3])] == pytest.approx([1.0, 1.0])
+    sendings = [r.sending for r in done]
+    assert sendings[3] - sendings[2] == pytest.approx(1.2)  # the slow build made it late
+    assert sendings[4] - sendings[3] == pytest.approx(1.0)  # the fast build after it waited
+    assert [r.sending - r.built for r in done[5:]] == pytest.approx([0.0, 0.0])  # then none
