@@ -28,6 +28,7 @@ from streams.streaming.aggregation import Topics as AggregationTopics
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
+from streams.streaming.partitioner import KeptHashPartitioner
 from streams.streaming.publishing import KeySpacing, Round, RoundSchedule
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.sensors import install_metrics_page
@@ -82,6 +83,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         topic_allow_declare=True,
         producer_linger_ms=PRODUCER_LINGER_MS,
         producer_max_batch_size=PUBLISH_BATCH_BYTES,
+        producer_partitioner=KeptHashPartitioner(),
         **faust_broker_options(settings.kafka),
     )
     exposition = Exposition(settings)
