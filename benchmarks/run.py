@@ -249,8 +249,9 @@ def streaming(broker: Broker, plan: Plan, logs: Path, figures: list[Figure], det
         figure(figures, Figure(f"freshness p50 to the {label}", fresh[f"{where}_p50_s"], "s", note=note))
         p99 = fresh[f"{where}_p99_s"]
         figure(figures, Figure(f"freshness p99 to the {label}", p99, "s", goal, p99 <= TARGETS["fresh_p99_s"], note))
-    notes.append(f"Freshness: the producer reached {fresh['achieved_rate']:,.0f} events/s. Records are published by a "
-                 "once-a-second timer, so a record's delay includes up to 1 s (0.5 s on average) of waiting for it. "
+    notes.append(f"Freshness: the producer reached {fresh['achieved_rate']:,.0f} events/s. Records are published in "
+                 "rounds about a second apart, so a record's delay includes up to 1 s (0.5 s on average) of waiting "
+                 "for the next. "
                  "/metrics delays are the time of the first answer that shows the marker (upper bounds, up to about "
                  f"{e2e.MARKER_POLL_S:g} s late); while the marker series was also polled, the record p99 was "
                  f"{fresh['record_p99_while_scraped_s']:.2f} s. The whole page was scraped {fresh['full_scrapes']} "

@@ -76,7 +76,7 @@ class Pipeline:
             self.facts[partition].append(message)
 
     def tick(self) -> None:
-        """What the 1 s timers do: batched facts, watermark to every facts partition, then publish."""
+        """What the worker does about once a second: batched facts, watermark to every facts partition, then publish."""
         self.send_facts()
         if self.tracking.watermark.value is not None:
             for log in self.facts:
