@@ -15,9 +15,11 @@ import dataclasses
 import math
 
 #: a round busy for d seconds is followed by a pause of at least this many times d: while stage one
-#: reads a backlog (publishing then takes at most a fifth of the event loop), and while it keeps up
+#: reads a backlog (publishing then takes at most a seventh of the event loop: records of a backlog
+#: show the past, and reading it sooner matters more; Faust's timer, which rounded the pause up to its
+#: next tick, left publishing 11-20 % of the loop with rounds of 0.2-0.5 s), and while it keeps up
 #: (at most half)
-PAUSE_BACKLOG = 4.0
+PAUSE_BACKLOG = 6.0
 PAUSE_STEADY = 1.0
 
 
