@@ -13,8 +13,8 @@ Freshness: a producer sends simulated events (every region but one) at a steady 
 times in the past, plus 10 marker events a second: `contact.started` in the one spare region
 (`MARKER_REGION`), with `ts` = the wall clock when sent. Marker i is on the metric topic when a
 `MARKER_REGION|voice|60m` record counts >= i contacts (its Kafka timestamp), and on /metrics when
-`ccpulse_contacts_total{region=MARKER_REGION}` >= i. Records are published in rounds about 1 s apart, so a
-record's delay includes up to 1 s (0.5 s on average) of waiting for the next round. Throughout the
+`ccpulse_contacts_total{region=MARKER_REGION}` >= i. Records are published in rounds about 1 s
+apart, so a record's delay includes up to 1 s (0.5 s on average) of waiting for the next round. Throughout the
 measured time the whole page is scraped every 15 s, as the deployed Prometheus does
 (deploy/prometheus/prometheus.yml); the second half also asks /metrics every MARKER_POLL_S for
 the marker series only (`?name[]=ccpulse_contacts_total`) and measures /metrics: the time of the

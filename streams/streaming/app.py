@@ -29,7 +29,7 @@ from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
 from streams.streaming.partitioner import KeptHashPartitioner
-from streams.streaming.publishing import KeySpacing, Round, RoundSchedule
+from streams.streaming.publishing import KeySpacing, Round, next_start
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage
@@ -123,7 +123,6 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         await asyncio.gather(intake.run(), aggregation.run())
 
     interval_s = settings.pipeline.publish_interval_s
-    schedule = RoundSchedule(interval_s)
     spacing = KeySpacing(interval_s)
 
     async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None) -> None:
@@ -148,7 +147,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             if not number:
                 sending = time.monotonic()
             await send(metrics_topic, key, orjson.dumps(record))
-            spacing.sent(key, time.monotonic())
+            spacing.sent(key, time.monotonic())  # after the send, which stamps the message (it may wait for room)
         for alert in publication.alerts:
             await send(alerts_topic, f"{alert['region']}|{alert['channel']}".encode(), orjson.dumps(alert))
         for key, value in publication.rollup:
@@ -165,7 +164,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         await asyncio.sleep(interval_s)
         while True:
             last = await publish_round()
-            await asyncio.sleep(schedule.next_start(last, intake.backlogged) - time.monotonic())
+            await asyncio.sleep(next_start(last, interval_s, intake.backlogged) - time.monotonic())
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S)
     async def check_stalls() -> None:

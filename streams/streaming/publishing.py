@@ -38,17 +38,11 @@ class Round:
         return (self.built - self.started) + (self.finished - self.sending)
 
 
-class RoundSchedule:
-    """The start of the next round, from the last one."""
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-
-    def next_start(self, last: Round, backlogged: bool) -> float:
-        """So that a build as long as the last one ends an interval after the last round began
-        sending; after a long round, not before a pause in proportion to it."""
-        pause = PAUSE_BACKLOG if backlogged else PAUSE_STEADY
-        return max(last.sending + self.interval_s - (last.built - last.started), last.finished + pause * last.busy_s)
+def next_start(last: Round, interval_s: float, backlogged: bool) -> float:
+    """When the next round begins: so that a build as long as the last one ends an interval after
+    the last round began sending; after a long round, not before a pause in proportion to it."""
+    pause = PAUSE_BACKLOG if backlogged else PAUSE_STEADY
+    return max(last.sending + interval_s - (last.built - last.started), last.finished + pause * last.busy_s)
 
 
 class KeySpacing:

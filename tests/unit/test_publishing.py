@@ -6,24 +6,24 @@ import itertools
 
 import pytest
 
-from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, KeySpacing, Round, RoundSchedule
+from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, KeySpacing, Round, next_start
 
 
 def test_the_next_build_ends_an_interval_after_the_last_round_began_sending() -> None:
     last = Round(started=10.0, built=10.3, sending=10.3, finished=10.4)
-    assert RoundSchedule(1.0).next_start(last, backlogged=False) == pytest.approx(11.0)
+    assert next_start(last, 1.0, backlogged=False) == pytest.approx(11.0)
 
 
 def test_a_wait_before_sending_moves_the_next_round_by_as_much() -> None:
     last = Round(started=10.0, built=10.1, sending=10.25, finished=10.3)
-    assert RoundSchedule(1.0).next_start(last, backlogged=False) == pytest.approx(11.15)
+    assert next_start(last, 1.0, backlogged=False) == pytest.approx(11.15)
 
 
 def test_a_long_round_is_followed_by_a_pause_in_proportion_to_its_work() -> None:
     long = Round(started=10.0, built=10.6, sending=10.6, finished=10.8)
-    assert RoundSchedule(1.0).next_start(long, backlogged=False) == pytest.approx(10.8 + PAUSE_STEADY * 0.8)
+    assert next_start(long, 1.0, backlogged=False) == pytest.approx(10.8 + PAUSE_STEADY * 0.8)
     short = Round(started=10.0, built=10.2, sending=10.5, finished=10.6)  # 0.3 s waiting, 0.3 s busy
-    assert RoundSchedule(1.0).next_start(short, backlogged=True) == pytest.approx(10.6 + PAUSE_BACKLOG * 0.3)
+    assert next_start(short, 1.0, backlogged=True) == pytest.approx(10.6 + PAUSE_BACKLOG * 0.3)
 
 
 def test_a_key_waits_until_an_interval_after_its_last_send() -> None:
@@ -38,7 +38,7 @@ def test_a_key_waits_until_an_interval_after_its_last_send() -> None:
 def rounds(builds_s: list[float], keys: list[bytes], send_s: float = 0.001) -> tuple[list[Round], list[list[float]]]:
     """Rounds run as the publisher runs them, with the given build times: each round's record, and
     each key's send times."""
-    schedule, spacing = RoundSchedule(1.0), KeySpacing(1.0)
+    spacing = KeySpacing(1.0)
     done: list[Round] = []
     sends: dict[bytes, list[float]] = {key: [] for key in keys}
     started = 0.0
@@ -52,7 +52,7 @@ def rounds(builds_s: list[float], keys: list[bytes], send_s: float = 0.001) -> t
             spacing.sent(key, now)
             now += send_s
         done.append(Round(started, built, sending, now))
-        started = schedule.next_start(done[-1], backlogged=False)
+        started = next_start(done[-1], 1.0, backlogged=False)
     return done, list(sends.values())
 
 
