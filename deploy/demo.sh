@@ -32,11 +32,13 @@ stop_everything() {
   "$ROOT/deploy/kafka.sh" stop --run-dir "$RUN/kafka"
 }
 
-# Accepted and rejected event counts from the worker's /metrics, e.g. "1234 5". It ignores Ctrl-C
-# (the script's trap handles that), so an interrupt never shows a Python traceback.
+# Accepted and rejected event counts from the worker's /metrics, e.g. "1234 5". It asks for that one
+# series (`name[]`): the whole page of every region's series is megabytes and takes seconds to render
+# once the demo has run a few minutes. It ignores Ctrl-C (the script's trap handles that), so an
+# interrupt never shows a Python traceback.
 event_counts() (
   trap '' INT
-  python3 - "http://127.0.0.1:$WEB_PORT/metrics" <<'PY'
+  python3 - "http://127.0.0.1:$WEB_PORT/metrics?name%5B%5D=ccpulse_events_total" <<'PY'
 import re, sys, urllib.request
 counts = {"accepted": 0.0, "rejected": 0.0}
 try:
