@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import CoordinatorNotAvailableError
 from kafka.structs import OffsetAndMetadata
+
+from streams.streaming.partitioner import partition_of
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -230,11 +231,6 @@ def samples(text: str, name: str, **labels: str) -> float:
         if match.group(1) == name and all(label in (match.group(2) or "") for label in wanted):
             total += float(match.group(3))
     return total
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2), as Java and aiokafka clients place a keyed message."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def preload(bootstrap: str, topic: str, partitions: int, events: Iterable[tuple[bytes, bytes]]) -> int:

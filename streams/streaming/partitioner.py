@@ -14,6 +14,16 @@ from aiokafka.partitioner import murmur2
 KEPT_HASHES = 1 << 16
 
 
+def key_hash(key: bytes) -> int:
+    """The hash Kafka's default partitioner places a key by: murmur2, made positive (Java client)."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key among `partitions`."""
+    return key_hash(key) % partitions
+
+
 class KeptHashPartitioner:
     """murmur2 of the key over the topic's partitions, as aiokafka's `DefaultPartitioner`."""
 
@@ -28,5 +38,5 @@ class KeptHashPartitioner:
         if hashed is None:
             if len(self.hashes) >= KEPT_HASHES:
                 self.hashes.clear()
-            hashed = self.hashes[key] = murmur2(key) & 0x7FFFFFFF
+            hashed = self.hashes[key] = key_hash(key)
         return all_partitions[hashed % len(all_partitions)]

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
-from kafka.partitioner.default import murmur2
 
 from streams.config import Settings
 from streams.core.deadletter import dead_letter
@@ -30,6 +29,7 @@ from streams.core.facts import Fact
 from streams.core.timefmt import DAY_MS, ProcessingClock, now_ms, stopped_clock
 from streams.core.tracker import Tracker
 from streams.regions import catalogue
+from streams.streaming.partitioner import partition_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +72,6 @@ def encode_tick(watermark: int) -> bytes:
 
 def _rejected(raw: bytes, rejection: Rejected, clock: int) -> Outcome:
     return Outcome(REJECTED, rejection.reason, dead_letter=orjson.dumps(dead_letter(raw, rejection, clock)))
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a key (murmur2, as the Java client)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class TrackingStage:
@@ -193,7 +188,7 @@ class TrackingStage:
         """Where the producer's partitioner would put the region's key; stage two is keyed by region."""
         number = self._facts_partition.get(region)
         if number is None:
-            number = self._facts_partition[region] = partition_of(region, self.partitions)
+            number = self._facts_partition[region] = partition_of(region.encode(), self.partitions)
         return number
 
     def take_facts(self) -> list[tuple[int, bytes]]:

@@ -8,7 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.streaming import partitioner
-from streams.streaming.partitioner import KeptHashPartitioner
+from streams.streaming.partitioner import KeptHashPartitioner, partition_of
 
 
 def test_keys_go_where_the_default_partitioner_puts_them_also_when_asked_again() -> None:
@@ -19,7 +19,7 @@ def test_keys_go_where_the_default_partitioner_puts_them_also_when_asked_again()
     for partitions in (1, 3, 12):
         every = list(range(partitions))
         for key in keys + keys:
-            assert kept(key, every, every) == default(key, every, every), (key, partitions)
+            assert kept(key, every, every) == default(key, every, every) == partition_of(key, partitions), key
 
 
 def test_a_full_table_of_hashes_starts_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,9 +20,10 @@ from streams.core.engine import Engine
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
 from streams.simulate.scenarios import Duplicates, Late, Malformed
+from streams.streaming.partitioner import partition_of
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
-from streams.streaming.tracking import TrackingStage, encode_tick, partition_of
+from streams.streaming.tracking import TrackingStage, encode_tick
 
 PARTITIONS = 4
 REGIONS = ("RU-MOW", "RU-KGD", "RU-KAM", "RU-CHE", "RU-SPE")
@@ -67,7 +68,7 @@ class Pipeline:
         self.offsets = [0] * PARTITIONS
 
     def send_event(self, key: bytes, value: bytes) -> None:
-        partition = partition_of(key.decode(), PARTITIONS)
+        partition = partition_of(key, PARTITIONS)
         handle(self.tracking, [value], self.offsets[partition], partition)
         self.offsets[partition] += 1
 
@@ -166,7 +167,7 @@ def test_fact_messages_carry_the_source_position_of_each_entry() -> None:
     assert {orjson.loads(value)["w"] for _, value in messages} == {tracking.watermark.value}
     for number, (source, offset, _, facts) in entries:
         assert source == offset % 2
-        assert {partition_of(fact[1], PARTITIONS) for fact in facts} == {number}
+        assert {partition_of(fact[1].encode(), PARTITIONS) for fact in facts} == {number}
     positions = [(source, offset, index) for _, (source, offset, index, _) in entries]
     assert len(positions) == len(set(positions)) >= 20
     for _, value in messages:  # within a message, each source partition's entries keep their order
@@ -188,8 +189,8 @@ def test_an_event_with_facts_of_two_regions_makes_one_entry_per_region_in_region
     entries = sorted((entry[1], entry[2], number, [fact[:2] for fact in entry[3]])
                      for number, value in tracking.take_facts() for entry in orjson.loads(value)["e"])
     assert entries == [  # the leave alone, with no wait known, counts nothing yet
-        (1, 0, partition_of("RU-KGD", PARTITIONS), [["offered", "RU-KGD"]]),
-        (1, 1, partition_of("RU-MOW", PARTITIONS), [["visit", "RU-MOW"]]),
+        (1, 0, partition_of(b"RU-KGD", PARTITIONS), [["offered", "RU-KGD"]]),
+        (1, 1, partition_of(b"RU-MOW", PARTITIONS), [["visit", "RU-MOW"]]),
     ]
     assert tracking.take_accepted() == [left["ts"], entered["ts"]]
     assert tracking.take_accepted() == []
@@ -240,7 +241,7 @@ def test_long_open_tickets_survive_a_rebuild_from_the_facts_retention() -> None:
     for event in (ticket, later):
         key = event.get("ticket_id") or event["contact_id"]
         pipeline.send_event(key.encode(), orjson.dumps(event))
-    partition = partition_of("RU-KAM", PARTITIONS)
+    partition = partition_of(b"RU-KAM", PARTITIONS)
     log = pipeline.facts[partition]
     log.extend(value for _, value in pipeline.tracking.open_ticket_messages())
     del log[0]  # the ticket's creation has left the topic's retention; its restatement has not
