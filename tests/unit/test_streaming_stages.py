@@ -10,6 +10,7 @@ Kafka-backed version of this is tests/integration/test_streaming*.py.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import orjson
 import pytest
@@ -17,9 +18,11 @@ from aiokafka.structs import ConsumerRecord
 
 from streams import config
 from streams.core.engine import Engine
+from streams.core.records import build_records
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
 from streams.simulate.scenarios import Duplicates, Late, Malformed
+from streams.streaming import regional as regional_module
 from streams.streaming.partitioner import partition_of
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.rollup import CountryRollup
@@ -351,7 +354,8 @@ def test_a_partition_publishes_once_it_has_caught_up_and_from_then_on() -> None:
 
     def regions_published(caught_up: dict[int, bool]) -> set[str]:
         for state in regional.partitions.values():
-            state.published.clear()  # so every record of a partition published counts as changed
+            state.published.clear()  # so every record of a partition built counts as changed
+            state.built_as_of = None  # and is built: nothing changed since the last round
         return {record["region"] for record in regional.collect(caught_up).records}
 
     for state in regional.partitions.values():
@@ -360,3 +364,34 @@ def test_a_partition_publishes_once_it_has_caught_up_and_from_then_on() -> None:
     assert published and not published & regions_of[1]
     assert regions_published(dict.fromkeys(range(PARTITIONS), False)) == published
     assert regions_published({1: True}) == published | regions_of[1]
+
+
+def test_a_round_builds_only_the_partitions_whose_facts_or_watermark_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle worker built every record every round to find none changed; a partition is built
+    again only when a fact reached it or the watermark moved, and the records stay the engine's."""
+    built: list[set[str]] = []  # the regions of each build
+
+    def counting_build(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        records = build_records(*args, **kwargs)
+        built.append({record["region"] for record in records})
+        return records
+
+    monkeypatch.setattr(regional_module, "build_records", counting_build)
+    events = simulated(seed=9)
+    pipeline = Pipeline()
+    for key, value in events:
+        pipeline.send_event(key, value)
+    pipeline.tick()
+    assert len(built) == len(pipeline.regional.partitions) > 1
+
+    built.clear()
+    pipeline.tick()  # nothing new: the same watermark, no facts
+    assert built == []
+
+    middle = orjson.loads(events[len(events) // 2][1])  # a new contact's start, behind the watermark
+    late = orjson.dumps({"event_id": "late-1", "type": "contact.started", "ts": middle["ts"],
+                         "contact_id": "late-contact", "region": middle["region"], "channel": middle["channel"]})
+    pipeline.send_event(b"late-contact", late)
+    pipeline.tick()  # one fact of one region: only its partition is built
+    assert len(built) == 1 and middle["region"] in built[0]
+    assert pipeline.published == engine_records([*events, (b"late-contact", late)])
