@@ -6,6 +6,11 @@ set -euo pipefail
 SCRIPT_NAME=install
 . "$(dirname "$0")/lib.sh"
 
+# The venv's interpreter: python3 on the PATH, or CCPULSE_PYTHON, with which a venv made by another
+# is made again (without it, any venv of Python >= 3.10 is kept). How the interpreter was built
+# matters: Debian's python3.11 (its interpreter linked statically) ran the core ~12 % faster than
+# pyenv's default build, which has a shared libpython (README, Performance).
+PYTHON=${CCPULSE_PYTHON:-python3}
 # --for-tests: also what only the test suite needs
 FOR_TESTS=0
 [ "${1:-}" = --for-tests ] && FOR_TESTS=1
@@ -32,8 +37,8 @@ apt_install() {
 
 system_packages() {
   local missing=()
-  command -v python3 >/dev/null || die "python3 is required"
-  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  command -v "$PYTHON" >/dev/null || die "$PYTHON is required (CCPULSE_PYTHON names another interpreter)"
+  "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
   { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null && command -v amtool >/dev/null \
     || missing+=(prometheus-alertmanager)
@@ -46,12 +51,18 @@ system_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# The interpreter a Python prints itself as: its installation and version (a venv prints its base's).
+interpreter() { "$1" -c 'import sys; print(sys.base_prefix, sys.version.split()[0])' 2>/dev/null; }
+
 python_env() {
-  local stamp="$ROOT/.venv/.ccpulse-installed" want
+  local stamp="$ROOT/.venv/.ccpulse-installed" want have
   want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
-  if ! "$VENV_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    say "creating the Python venv .venv"
-    python3 -m venv --clear "$ROOT/.venv"
+  have=$(interpreter "$VENV_PY")
+  if [ -z "$have" ] || ! "$VENV_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+     || { [ -n "${CCPULSE_PYTHON:-}" ] && [ "$have" != "$(interpreter "$PYTHON")" ]; }; then
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die "$PYTHON is older than Python 3.10"
+    say "creating the Python venv .venv with $PYTHON ($(interpreter "$PYTHON"))"
+    "$PYTHON" -m venv --clear "$ROOT/.venv"
     rm -f "$stamp"
   fi
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
