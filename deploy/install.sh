@@ -8,7 +8,7 @@ SCRIPT_NAME=install
 
 # The venv's interpreter: python3 on the PATH, or CCPULSE_PYTHON, with which a venv made by another
 # is made again (without it, any venv of Python >= 3.10 is kept). How the interpreter was built
-# matters: Debian's python3.11 (its interpreter linked statically) ran the core ~12 % faster than
+# matters: Debian's python3.11 (its interpreter linked statically) ran the core ~11 % faster than
 # pyenv's default build, which has a shared libpython (README, Performance).
 PYTHON=${CCPULSE_PYTHON:-python3}
 # --for-tests: also what only the test suite needs
