@@ -51,8 +51,9 @@ system_packages() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
-# The interpreter a Python prints itself as: its installation and version (a venv prints its base's).
-interpreter() { "$1" -c 'import sys; print(sys.base_prefix, sys.version.split()[0])' 2>/dev/null; }
+# The interpreter a Python prints itself as: its installation and version (a venv prints its base's);
+# nothing when there is none (no venv yet).
+interpreter() { "$1" -c 'import sys; print(sys.base_prefix, sys.version.split()[0])' 2>/dev/null || true; }
 
 python_env() {
   local stamp="$ROOT/.venv/.ccpulse-installed" want have
