@@ -52,7 +52,7 @@ print(int(counts["accepted"]), int(counts["rejected"]))
 PY
 )
 
-"$ROOT/deploy/install.sh"
+"$ROOT/deploy/install.sh" || die "deploy/install.sh failed (exit $?)"
 "$CCPULSE" worker --help >/dev/null 2>&1 \
   || die "'ccpulse worker' is not available in this checkout yet (ccpulse worker --help failed)"
 "$CCPULSE" simulate --help >/dev/null 2>&1 \

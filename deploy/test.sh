@@ -7,7 +7,7 @@ SCRIPT_NAME=test
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-"$ROOT/deploy/install.sh" --for-tests
+"$ROOT/deploy/install.sh" --for-tests || die "deploy/install.sh failed (exit $?)"
 say "ruff check ."
 "$ROOT/.venv/bin/ruff" check --quiet . || die "ruff found problems"
 say "pytest $*"
