@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from oracle import ev, line, ms, run_engine
+from oracle import default_settings, ev, line, ms, run_engine
 
 T = ms("2026-11-22T10:00:00Z")
 S = 1000
@@ -224,6 +224,17 @@ def test_sub_millisecond_waits_at_the_boundaries() -> None:
     _, records, _ = run_engine(events)
     r = rec(records)
     assert (r["short_abandoned"], r["answered_within_sla"]) == (1, 0)
+
+
+def test_a_wait_in_seconds_is_read_to_the_nearest_microsecond() -> None:
+    """1.001 s times 10^6 is 1,000,999.99… as a float: cut down to whole microseconds, a wait equal to
+    a 1.001 s short-abandon limit would fall below it and count as short."""
+    settings = default_settings(CCPULSE_PIPELINE__SHORT_ABANDON_S="1.001")
+    events = [ev("queue.left", at(0), contact="at-limit", reason="abandoned", wait_s=1.001),
+              ev("queue.left", at(1), contact="below", reason="abandoned", wait_s=1.000999)]
+    _, records, _ = run_engine(events, settings=settings)
+    r = rec(records)
+    assert (r["abandoned"], r["short_abandoned"]) == (2, 1)
 
 
 def test_transfer_callback_and_timeout_leaves_are_neither_answered_nor_abandoned() -> None:
