@@ -50,7 +50,7 @@ class BreachTracker:
                 if key not in self.in_breach and bad and volume >= self.min_volume:
                     self.in_breach.add(key)
                     alerts.append(_alert("breach", record, metric, value, target))
-                elif key in self.in_breach and (value is None or not bad):
+                elif key in self.in_breach and not bad:  # a null value (no volume left) is never bad
                     self.in_breach.discard(key)
                     alerts.append(_alert("recovered", record, metric, value, target))
         return alerts
