@@ -193,6 +193,38 @@ def test_live_waiting_and_open_tickets_at_as_of() -> None:
     assert (both["waiting_now"], both["oldest_waiting_s"], both["waiting_over_sla"]) == (3, 50.0, 1)
 
 
+def test_waiting_over_sla_and_open_over_72h_mean_strictly_longer() -> None:
+    """voice's threshold is 40 s: a visit waiting exactly 40 s is not over it; a ticket open exactly 72 h
+    is not over 72 h."""
+    events = [ev("queue.entered", at(-40), contact="at-threshold"), ev("queue.entered", at(-40.001), contact="over"),
+              ev("ticket.created", T - 72 * H, contact=None, ticket_id="at-72h", channel="email"),
+              ev("ticket.created", T - 72 * H - 1, contact=None, ticket_id="over-72h", channel="email")]
+    _, records, _ = run_engine(events, as_of=T)
+    assert (rec(records)["waiting_now"], rec(records)["waiting_over_sla"]) == (2, 1)
+    email = rec(records, channel="email")
+    assert (email["tickets_open"], email["tickets_open_over_72h"]) == (2, 1)
+
+
+def test_a_ticket_created_after_as_of_is_not_open_yet() -> None:
+    events = [ev("ticket.created", at(-60), contact=None, ticket_id="before", channel="email"),
+              ev("ticket.created", at(60), contact=None, ticket_id="after", channel="email")]
+    _, records, _ = run_engine(events, as_of=T)
+    assert rec(records, channel="email")["tickets_open"] == 1
+
+
+def test_a_visit_waits_up_to_the_horizon_and_not_beyond() -> None:
+    """Entered at 10:00:10; the watermark moving on releases state by the minute, so within the minute
+    of the horizon's edge it is the exact time that decides."""
+    horizon = 26 * H
+    entered = at(10)
+    for clock_at, waiting in ((entered + horizon - 1000, 1), (entered + horizon + 30_000, 0)):
+        events = [ev("queue.entered", entered, contact="w"), ev("contact.started", clock_at, contact="clock")]
+        _, records, _ = run_engine(events)
+        r = rec(records)
+        assert r["waiting_now"] == waiting, f"as_of {(clock_at - entered) / 1000:.0f} s after the entry"
+        assert r["oldest_waiting_s"] == ((clock_at - entered) / 1000 if waiting else None)
+
+
 # -- windows ---------------------------------------------------------------------------------------
 
 def test_window_bounds_and_membership_of_5m_15m_60m() -> None:
