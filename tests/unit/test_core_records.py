@@ -76,6 +76,16 @@ def test_wait_percentiles_are_nearest_rank_within_max_1s_5pct(waits: list[float]
     assert r["wait_max_s"] == pytest.approx(max(waits), abs=0.0005)
 
 
+def test_a_percentile_that_falls_on_a_bin_edge_is_exact() -> None:
+    """Bins are (edge below, edge]: waits of whole seconds, as many systems report them, fall in the bin
+    whose upper edge they are, so their percentiles read exactly rather than up to 1 s high."""
+    waits = [3, 3, 3, 10]
+    events = [e for i, w in enumerate(waits) for e in visit(i, "answered", w)]
+    _, records, _ = run_engine(events)
+    r = rec(records)
+    assert (r["wait_p50_s"], r["wait_p90_s"], r["wait_max_s"]) == (3.0, 10.0, 10.0)
+
+
 def test_wait_statistics_only_count_answered_visits() -> None:
     events = [*visit(1, "answered", 8), *visit(2, "abandoned", 900), *visit(3, "timeout", 1000)]
     _, records, _ = run_engine(events)

@@ -161,6 +161,18 @@ def test_a_visit_whose_pair_arrives_later_counts_in_the_leave_minute() -> None:
     assert r5["window_start"] == "2026-11-22T09:56:00Z"
 
 
+def test_times_stamped_out_of_order_by_two_systems_count_as_zero_never_negative() -> None:
+    """A leave stamped before its entry and an end before its answer (clocks of different systems):
+    a wait and a handle time of 0, whichever of each pair arrives first."""
+    events = [ev("queue.entered", at(10)), ev("queue.left", at(8), reason="answered"),
+              ev("contact.ended", at(7), resolved=True, handled_by="agent")]
+    for order in (events, events[::-1]):
+        _, records, _ = run_engine(order, as_of=at(20))
+        r = rec(records)
+        assert (r["answered"], r["wait_avg_s"], r["wait_max_s"], r["answered_within_sla"]) == (1, 0.0, 0.0, 1)
+        assert r["handle_avg_s"] == 0.0
+
+
 def test_a_leave_without_entry_or_wait_is_never_counted() -> None:
     _, records, _ = run_engine([ev("queue.left", at(0), reason="answered"), ev("contact.started", at(1))])
     r = rec(records)
