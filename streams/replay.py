@@ -1,8 +1,9 @@
 """`ccpulse replay`: the streaming computation over event files (spec: Replay).
 
-The input is read whole, then processed in event-time order (ties broken by event id), so the
-result cannot depend on the order of the lines: even which of two conflicting events counts is
-decided by time, not by position. Only (ts, id, raw bytes) are held between the two passes.
+The input is read whole, then processed in event-time order (ties broken by event id, then by
+the line's bytes), so the result cannot depend on the order of the lines: even which of two
+conflicting events counts, or which of two different lines with one event id, is decided by their
+content, not by position. Only (ts, id, raw bytes) are held between the two passes.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             event = engine.decode(raw)
             if event is not None:
                 pending.append((event.ts, event.event_id, raw))
-        pending.sort(key=lambda item: (item[0], item[1]))
+        pending.sort()  # by time, event id, then the bytes: no tie is left to the input's order
         cutoff = as_of if as_of is not None else (pending[-1][0] if pending else None)
         due = [raw for ts, _, raw in pending if ts <= cutoff]
         not_yet = len(pending) - len(due)

@@ -132,6 +132,20 @@ def test_conflicts_are_decided_by_event_time_not_line_order(tmp_path: Path,
         assert (r["ended"], r["resolved"]) == (1, 1)
 
 
+def test_one_event_id_on_two_different_lines_at_one_time_is_decided_not_by_line_order(
+        tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The same event_id and ts with different bodies: one counts and the other is a duplicate, the
+    same one whichever line comes first."""
+    moscow = ev("contact.started", at(0), contact="a", event_id="same")
+    chelyabinsk = ev("contact.started", at(0), contact="a", event_id="same", region="RU-CHE")
+    outputs = []
+    for order in ([moscow, chelyabinsk], [chelyabinsk, moscow]):
+        _, records, err = replay(capsysbinary, str(write(tmp_path / "in.jsonl", order)))
+        assert "1 accepted, 1 duplicates" in err
+        outputs.append(records)
+    assert outputs[0] == outputs[1]
+
+
 def test_as_of_hides_later_events_and_keeps_visits_waiting(tmp_path: Path,
                                                            capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     events = [ev("queue.entered", at(0)), ev("queue.left", at(60), reason="answered"),
