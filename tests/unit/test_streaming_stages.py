@@ -395,3 +395,26 @@ def test_a_round_builds_only_the_partitions_whose_facts_or_watermark_changed(mon
     pipeline.tick()  # one fact of one region: only its partition is built
     assert len(built) == 1 and middle["region"] in built[0]
     assert pipeline.published == engine_records([*events, (b"late-contact", late)])
+
+
+def test_a_region_whose_partition_left_and_came_back_is_judged_afresh_for_breaches() -> None:
+    """While a facts partition was elsewhere, its new owner judged its regions (and may have published
+    their recovery): back here, a region still in breach is published as a breach again."""
+    now = now_ms()
+    settings = config.load(env={})
+    tracking, regional = TrackingStage(settings, PARTITIONS), RegionalStage(settings)
+    slow = [orjson.dumps({"event_id": f"v{i}", "type": "queue.left", "ts": now - 60_000, "contact_id": f"v{i}",
+                          "region": "RU-MOW", "channel": "voice", "reason": "answered", "wait_s": 100})
+            for i in range(settings.pipeline.min_volume)]
+    handle(tracking, slow)
+    [(partition, facts)] = tracking.take_facts()
+    log = [facts, encode_tick(tracking.watermark.value)]
+
+    def read_and_judge() -> list[tuple[str, str, str]]:
+        for offset, message in enumerate(log):
+            regional.handle(message, partition, offset)
+        return [(a["state"], a["region"], a["metric"]) for a in regional.collect({partition: True}).alerts]
+
+    assert read_and_judge() == [("breach", "RU-MOW", "service_level")]
+    assert regional.revoke([partition]) == {"RU-MOW"}
+    assert read_and_judge() == [("breach", "RU-MOW", "service_level")]
