@@ -299,6 +299,20 @@ def test_a_conflicting_event_handled_again_past_the_commit_is_dead_lettered_agai
     assert handle(rebuilt, [other_end], 2) == [("rejected", "conflict")]
 
 
+def test_a_rebuild_leaves_the_watermark_where_handling_the_same_events_left_it() -> None:
+    """A duplicate moves nothing, not even when its copy carries a later time: handled or read again,
+    the watermark (and with it what is too late) is the same."""
+    settings = config.load(env={})
+    first = orjson.loads(contact_events("c-9", resolved=True)[0])
+    first["ts"] -= 2 * 3_600_000
+    events = [orjson.dumps(first), orjson.dumps({**first, "ts": first["ts"] + 3_600_000})]
+    handled = TrackingStage(settings, 1)
+    assert handle(handled, events) == [ACCEPTED, ("duplicate", None)]
+    rebuilt = TrackingStage(settings, 1)
+    rebuilt.rebuild(0, messages(events, arrived_ms=now_ms()))
+    assert rebuilt.watermark.value == handled.watermark.value == first["ts"]
+
+
 def test_a_rebuild_judges_future_timestamps_by_the_time_the_event_arrived() -> None:
     """An event stamped 10 minutes after it reached the broker was rejected then; read again an hour
     later it must still be left out of the state, so its later copy is accepted as it was."""
