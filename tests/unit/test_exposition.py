@@ -94,6 +94,8 @@ FACT_CASES: list[tuple[str, F.Fact, dict[Key, float]]] = [
      {rc("ccpulse_tickets_resolved_total", within="24h"): 1}),
     ("ticket resolved just after 24 h", fact(F.TICKET_RESOLVED, "t1", DAY_MS + 1),
      {rc("ccpulse_tickets_resolved_total", within="72h"): 1}),
+    ("ticket resolved at 72 h", fact(F.TICKET_RESOLVED, "t1", 3 * DAY_MS),
+     {rc("ccpulse_tickets_resolved_total", within="72h"): 1}),
     ("ticket resolved after 72 h", fact(F.TICKET_RESOLVED, "t1", 3 * DAY_MS + 1),
      {rc("ccpulse_tickets_resolved_total", within="later"): 1}),
 ]
