@@ -7,7 +7,6 @@ decided by the tracker.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Container
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -290,7 +289,7 @@ def _seconds(body: dict[str, Any], field: str) -> None:
     value = body.get(field)
     if value is None:
         return
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+    if type(value) not in (int, float) or value < 0:  # orjson reads no NaN nor infinity: they are malformed
         raise Rejected("invalid_field", field, f"{field!r} must be a number >= 0, got {value!r}")
 
 
