@@ -32,8 +32,9 @@ from streams.core.engine import ACCEPTED
 from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.kafka_client import aiokafka_options
+from streams.streaming.reading import read_until
 from streams.streaming.rebalance import StageRebalance
-from streams.streaming.tracking import EventMessage, TrackingStage, encode_tick
+from streams.streaming.tracking import TrackingStage, encode_tick
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ PRODUCER_LINGER_MS = 30
 #: committing offsets, and carrying the watermark to every facts partition, at most this often
 COMMIT_INTERVAL_S = 1.0
 TICK_INTERVAL_S = 1.0
-#: a rebuild logs its progress this often
-REBUILD_PROGRESS_S = 5.0
 
 
 @dataclasses.dataclass
@@ -254,7 +253,7 @@ class Intake:
         try:
             reader.assign(list(ends))
             await reader.seek_to_beginning(*ends)
-            count = await _read_until(reader, ends, self.tracking.rebuild, started)
+            count = await read_until(reader, ends, self.tracking.rebuild, "events")
         finally:
             await reader.stop()
         log.info("events partitions %s rebuilt: %d events read again in %.1f s", sorted(tp.partition for tp in ends),
@@ -275,31 +274,3 @@ class Intake:
                 await self.consumer.stop()
             if self.producer is not None:
                 await self.producer.stop()
-
-
-async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
-                      rebuild: Callable[[int, list[EventMessage]], None], started: float) -> int:
-    """Feed every message below each partition's end to `rebuild`; the number of messages read."""
-    remaining = dict(ends)
-    count = 0
-    next_report = started + REBUILD_PROGRESS_S
-    while remaining:
-        for tp in list(remaining):
-            if await reader.position(tp) >= remaining[tp]:
-                del remaining[tp]
-        if not remaining:
-            break
-        batches = await reader.getmany(*remaining, timeout_ms=1000, max_records=BATCH_EVENTS * 5)
-        for tp, messages in batches.items():
-            end = remaining.get(tp)
-            if end is None or not messages:
-                continue
-            if messages[-1].offset >= end:  # the fetch went past the committed offset
-                messages = [message for message in messages if message.offset < end]
-            rebuild(tp.partition, messages)
-            count += len(messages)
-        if time.monotonic() >= next_report:
-            next_report += REBUILD_PROGRESS_S
-            log.info("rebuilding events partitions %s: %d events read again so far",
-                     sorted(tp.partition for tp in remaining), count)
-    return count
