@@ -59,6 +59,14 @@ class BreachTracker:
         gone = set(regions)
         self.in_breach = {key for key in self.in_breach if key[0] not in gone}
 
+    def restore(self, published: Iterable[tuple[str, str, str]], keep_regions: Iterable[str]) -> None:
+        """Take the breaches the alerts topic last left open, for every region but `keep_regions` (whose
+        breaches this tracker judged itself): a region that comes from another owner, or from before a
+        restart, and recovered meanwhile, is then published as recovered at its first evaluation."""
+        kept = set(keep_regions)
+        self.in_breach = {key for key in self.in_breach if key[0] in kept} | {
+            key for key in published if key[0] not in kept}
+
 
 def _alert(state: str, record: Mapping[str, Any], metric: str, value: float | None,
            target: float) -> dict[str, Any]:

@@ -19,12 +19,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
+from streams.streaming.reading import read_until
 from streams.streaming.rebalance import StageRebalance
 from streams.streaming.regional import RegionalStage
 from streams.streaming.rollup import CountryRollup
@@ -44,6 +47,7 @@ class Topics:
 
     facts: str
     rollup: str
+    alerts: str
 
 
 class Aggregation:
@@ -158,3 +162,44 @@ class Aggregation:
             self.consumer.seek(tp, offset)
         if new:
             await self.consumer.seek_to_beginning(*new)
+        if any(tp.topic == self.topics.facts for tp in new):
+            kept_regions = set().union(*(state.regions for state in self.regional.partitions.values()))
+            self.regional.breaches.restore(await self._open_breaches(), kept_regions)
+
+    async def _open_breaches(self) -> set[tuple[str, str, str]]:
+        """(region, channel, metric) whose last transition on the alerts topic is a breach. Read whole
+        at each assignment that brings facts partitions: it holds transitions only, a few per region a
+        day. Messages that are not alerts are skipped."""
+        last: dict[tuple[str, str, str], str] = {}
+        skipped = 0
+
+        def take(partition: int, messages: list[Any]) -> None:
+            nonlocal skipped
+            for message in messages:
+                try:
+                    alert = orjson.loads(message.value)
+                    last[(alert["region"], alert["channel"], alert["metric"])] = alert["state"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    skipped += 1
+
+        # earliest: asking for the end offsets first left the seek to the beginning overtaken by a
+        # reset to the latest offset, and nothing was read
+        reader = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
+                                  **self.options)
+        await reader.start()
+        try:
+            first = TopicPartition(self.topics.alerts, 0)  # every topic has a partition 0: through it the
+            reader.assign([first])  # consumer learns the topic's metadata, and so all its partitions
+            await reader.end_offsets([first])
+            tps = [TopicPartition(self.topics.alerts, number)
+                   for number in sorted(reader.partitions_for_topic(self.topics.alerts) or (0,))]
+            reader.assign(tps)
+            ends = {tp: end for tp, end in (await reader.end_offsets(tps)).items() if end > 0}
+            if ends:
+                await reader.seek_to_beginning(*ends)
+                await read_until(reader, ends, take, "alerts")
+        finally:
+            await reader.stop()
+        if skipped:
+            log.warning("alerts topic: %d messages that are not alerts skipped", skipped)
+        return {key for key, state in last.items() if state == "breach"}

@@ -103,8 +103,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                     OffsetSensors(app.monitor.track_tp_end_offset, app.monitor.on_tp_commit),
                     group_id=f"{worker.app_id}-intake")
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
-    aggregation = Aggregation(settings, regional, AggregationTopics(facts_topic.get_topic_name(),
-                                                                    rollup_topic.get_topic_name()),
+    aggregation = Aggregation(settings, regional, AggregationTopics(*(topic.get_topic_name() for topic in (
+                                  facts_topic, rollup_topic, alerts_topic))),
                               group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions)
 
     quiet_when_stopping = _quiet_when_stopping(app)

@@ -398,6 +398,31 @@ def test_voice_collapse_breaches_and_recovers(pipeline: Pipeline) -> None:
     assert parse_rfc3339(states[-1]["as_of"]) >= events[0][0] + 50 * MINUTE_MS
 
 
+def test_a_breach_that_recovers_while_no_worker_runs_is_published_as_recovered(pipeline: Pipeline) -> None:
+    """The breach state lives with the worker that judged it; the next one reads the open breaches
+    back from the alerts topic, so a recovery during the handover is not lost downstream."""
+    events = simulate(regions=("RU-CHE",), volume=5, seed=41, duration_s=4500, hour_utc=16,
+                      scenario=("voice-collapse:region=RU-CHE,start=+10m,duration=25m,factor=10",))
+    middle = events[0][0] + 30 * MINUTE_MS
+    alerts = pipeline.reader("alerts")
+
+    def che_voice() -> list[dict[str, Any]]:
+        return [a for a in alerts.values() if (a["region"], a["channel"], a["metric"])
+                == ("RU-CHE", "voice", "service_level")]
+
+    first = pipeline.worker("w1").start()
+    pipeline.send(pairs([e for e in events if e[0] < middle]))
+    wait_until(che_voice, 60, f"a breach of RU-CHE voice service_level\n{pipeline.logs()}")
+    assert first.stop() == 0
+    assert [a["state"] for a in che_voice()] == ["breach"]
+    pipeline.send(pairs([e for e in events if e[0] >= middle]))  # the queue recovers while no worker runs
+    pipeline.worker("w2").start()
+    states = wait_until(lambda: (found := che_voice())[-1]["state"] == "recovered" and found, 90,
+                        f"RU-CHE voice service_level published as recovered by the next worker\n{pipeline.logs()}")
+    assert [a["state"] for a in states] == ["breach", "recovered"]
+    assert states[-1]["value"] >= 0.9
+
+
 @pytest.mark.parametrize("stage", ["events", "facts"])
 def test_a_failing_stage_stops_the_worker_with_an_error(pipeline: Pipeline, stage: str) -> None:
     """A bug in stage one or stage two must not leave a live process that serves stale numbers and

@@ -101,3 +101,21 @@ def test_forgotten_regions_start_afresh() -> None:
     assert judge(judge_with, visits(within=MIN_VOLUME)) == [], "nothing to recover from once forgotten"
     assert summary(judge(judge_with, visits(over=MIN_VOLUME))) == [
         ("breach", "RU-MOW", "voice", "service_level", 0.0)]
+
+
+def test_breaches_restored_from_the_topic_recover_when_found_good() -> None:
+    """A region that comes from another owner (or from before a restart) in breach and recovered
+    meanwhile is published as recovered at its first evaluation, not left open downstream."""
+    judge_with = tracker()
+    judge_with.restore({("RU-MOW", "voice", "service_level")}, keep_regions=())
+    assert summary(judge(judge_with, visits(within=MIN_VOLUME))) == [
+        ("recovered", "RU-MOW", "voice", "service_level", 1.0)]
+
+
+def test_a_restore_keeps_what_the_tracker_judged_itself_for_the_regions_it_kept() -> None:
+    judge_with = tracker()
+    assert len(judge(judge_with, visits(over=MIN_VOLUME, region="RU-CHE"))) == 1
+    judge_with.restore({("RU-MOW", "voice", "service_level")}, keep_regions={"RU-CHE"})
+    assert judge_with.in_breach == {("RU-CHE", "voice", "service_level"), ("RU-MOW", "voice", "service_level")}
+    judge_with.restore(set(), keep_regions={"RU-CHE"})
+    assert judge_with.in_breach == {("RU-CHE", "voice", "service_level")}, "the topic's word, not a stale one"
