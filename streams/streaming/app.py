@@ -178,9 +178,9 @@ def _quiet_when_stopping(app: faust.App) -> Callable[[Job], Job]:
     """A job caught sending while the worker stops ends quietly instead of crashing the worker.
 
     Stopping, Faust stops the producer before it cancels timers and tasks, so a send in flight
-    then fails (NotReady, or ProducerSendError for a closed producer). Records are sent again by the
-    next worker's publisher, and a breach still under way is published again by it; a recovery
-    caught in flight is the one thing lost (the README's "Breach state survives a handover")."""
+    then fails (NotReady, or ProducerSendError for a closed producer). Nothing is lost: records are
+    sent again by the next worker's publisher, and a breach transition that failed here never reached
+    the alerts topic, from which the next worker restores the open breaches and judges them again."""
     def decorate(job: Job) -> Job:
         @functools.wraps(job)
         async def run(*args: Any) -> None:
