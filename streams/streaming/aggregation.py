@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
-from streams.streaming.reading import read_until
+from streams.streaming.reading import read_again, topic_ends
 from streams.streaming.rebalance import StageRebalance
 from streams.streaming.regional import RegionalStage
 from streams.streaming.rollup import CountryRollup
@@ -182,24 +182,7 @@ class Aggregation:
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     skipped += 1
 
-        # earliest: asking for the end offsets first left the seek to the beginning overtaken by a
-        # reset to the latest offset, and nothing was read
-        reader = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
-                                  **self.options)
-        await reader.start()
-        try:
-            first = TopicPartition(self.topics.alerts, 0)  # every topic has a partition 0: through it the
-            reader.assign([first])  # consumer learns the topic's metadata, and so all its partitions
-            await reader.end_offsets([first])
-            tps = [TopicPartition(self.topics.alerts, number)
-                   for number in sorted(reader.partitions_for_topic(self.topics.alerts) or (0,))]
-            reader.assign(tps)
-            ends = {tp: end for tp, end in (await reader.end_offsets(tps)).items() if end > 0}
-            if ends:
-                await reader.seek_to_beginning(*ends)
-                await read_until(reader, ends, take, "alerts")
-        finally:
-            await reader.stop()
+        await read_again(self.options, await topic_ends(self.options, self.topics.alerts), take, "alerts")
         if skipped:
             log.warning("alerts topic: %d messages that are not alerts skipped", skipped)
         return {key for key, state in last.items() if state == "breach"}

@@ -32,7 +32,7 @@ from streams.core.engine import ACCEPTED
 from streams.core.timefmt import now_ms
 from streams.exposition import Exposition
 from streams.kafka_client import aiokafka_options
-from streams.streaming.reading import read_until
+from streams.streaming.reading import read_again
 from streams.streaming.rebalance import StageRebalance
 from streams.streaming.tracking import TrackingStage, encode_tick
 
@@ -248,14 +248,7 @@ class Intake:
         if not ends:
             return
         started = time.monotonic()
-        reader = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **self.options)
-        await reader.start()
-        try:
-            reader.assign(list(ends))
-            await reader.seek_to_beginning(*ends)
-            count = await read_until(reader, ends, self.tracking.rebuild, "events")
-        finally:
-            await reader.stop()
+        count = await read_again(self.options, ends, self.tracking.rebuild, "events")
         log.info("events partitions %s rebuilt: %d events read again in %.1f s", sorted(tp.partition for tp in ends),
                  count, time.monotonic() - started)
 

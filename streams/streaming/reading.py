@@ -1,10 +1,13 @@
-"""Reading partitions again from their beginning up to a known end: a stage's state from its topic."""
+"""Reading partitions again from their beginning up to a known end: a stage's state from its topic.
+
+Each read has a consumer of its own (no group, nothing committed), so the stage's consumer keeps
+its positions and its group membership while it lasts."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -17,7 +20,7 @@ PROGRESS_S = 5.0
 FETCH_MESSAGES = 10_000
 
 
-async def read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
+async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
                      handle: Callable[[int, list[Any]], None], what: str) -> int:
     """Feed every message below each partition's end to `handle` (partition, messages), logging
     progress as "rebuilding <what> …" while it lasts; the number of messages read."""
@@ -44,3 +47,39 @@ async def read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
             log.info("rebuilding %s partitions %s: %d messages read again so far", what,
                      sorted(tp.partition for tp in remaining), count)
     return count
+
+
+def _reader(options: Mapping[str, Any]) -> AIOKafkaConsumer:
+    """A consumer of no group that starts where it is told, else at the beginning (a fresh consumer
+    asked for end offsets before a seek to the beginning let a reset to the latest offset overtake
+    the seek, and read nothing)."""
+    return AIOKafkaConsumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest", **options)
+
+
+async def topic_ends(options: Mapping[str, Any], topic: str) -> dict[TopicPartition, int]:
+    """The end offset of each of a topic's partitions that has ever held a message."""
+    reader = _reader(options)
+    await reader.start()
+    try:
+        first = TopicPartition(topic, 0)  # every topic has a partition 0: through it the consumer
+        reader.assign([first])  # learns the topic's metadata, and so all its partitions
+        await reader.end_offsets([first])
+        tps = [TopicPartition(topic, number) for number in sorted(reader.partitions_for_topic(topic) or (0,))]
+        return {tp: end for tp, end in (await reader.end_offsets(tps)).items() if end > 0}
+    finally:
+        await reader.stop()
+
+
+async def read_again(options: Mapping[str, Any], ends: dict[TopicPartition, int],
+                     handle: Callable[[int, list[Any]], None], what: str) -> int:
+    """Feed every message from each partition's beginning to its end to `handle`; the number read."""
+    if not ends:
+        return 0
+    reader = _reader(options)
+    await reader.start()
+    try:
+        reader.assign(list(ends))
+        await reader.seek_to_beginning(*ends)
+        return await _read_until(reader, ends, handle, what)
+    finally:
+        await reader.stop()
