@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
+from streams.streaming.publishing import Handover
 from streams.streaming.reading import read_again, topic_ends
 from streams.streaming.rebalance import StageRebalance
 from streams.streaming.regional import RegionalStage
@@ -52,12 +53,13 @@ class Topics:
 
 class Aggregation:
     def __init__(self, settings: Settings, regional: RegionalStage, topics: Topics, group_id: str,
-                 forget_regions: Callable[[Iterable[str]], None]) -> None:
+                 forget_regions: Callable[[Iterable[str]], None], handover: Handover) -> None:
         self.settings = settings
         self.regional = regional
         self.topics = topics
         self.group_id = group_id
         self.forget_regions = forget_regions
+        self.handover = handover
         self.options = aiokafka_options(settings.kafka)
         #: the country rollup's state; a new one each time this worker comes to own its partition
         self.country = CountryRollup(settings)
@@ -138,7 +140,11 @@ class Aggregation:
         return len(stalled)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing to commit: the state is kept until the new assignment says what was lost."""
+        """Stop publishing until the new assignment is taken over (see `Handover`). Nothing to commit:
+        the state is kept until the new assignment says what was lost."""
+        if revoked:
+            await self.handover.begin()
+            log.info("publishing held until the new assignment is taken over (the last round's messages are written)")
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Drop the state of partitions lost (their series leave /metrics at once, before the new owner
@@ -165,6 +171,7 @@ class Aggregation:
         if any(tp.topic == self.topics.facts for tp in new):
             kept_regions = set().union(*(state.regions for state in self.regional.partitions.values()))
             self.regional.breaches.restore(await self._open_breaches(), kept_regions)
+        self.handover.end()
 
     async def _open_breaches(self) -> set[tuple[str, str, str]]:
         """(region, channel, metric) whose last transition on the alerts topic is a breach. Read whole

@@ -29,7 +29,7 @@ from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
 from streams.streaming.partitioner import KeptHashPartitioner
-from streams.streaming.publishing import KeySpacing, Round, next_start
+from streams.streaming.publishing import Handover, KeySpacing, Round, next_start
 from streams.streaming.regional import RegionalStage, record_key
 from streams.streaming.sensors import install_metrics_page
 from streams.streaming.tracking import TrackingStage
@@ -105,7 +105,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
     aggregation = Aggregation(settings, regional, AggregationTopics(*(topic.get_topic_name() for topic in (
                                   facts_topic, rollup_topic, alerts_topic))),
-                              group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions)
+                              group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions,
+                              handover=Handover(lambda: app.producer.flush()))
 
     quiet_when_stopping = _quiet_when_stopping(app)
 
@@ -163,7 +164,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         a backlog at nearly full speed."""
         await asyncio.sleep(interval_s)
         while True:
-            last = await publish_round()
+            last = await aggregation.handover.run_round(publish_round)
             await asyncio.sleep(next_start(last, interval_s, intake.backlogged) - time.monotonic())
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S)

@@ -7,12 +7,18 @@ that long for the next one to begin. Rounds are now timed by their sends: the ne
 interval after this round began sending, less the time this build took, so that it is done about
 when its keys may be sent again. The spec's "at most once a second per key" is kept per key: a
 build faster than the one before, or a key further ahead in its round, waits the difference.
+Rounds stop while stage two's partitions are handed over to other workers (`Handover`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: a round busy for d seconds is followed by a pause of at least this many times d: while stage one
 #: reads a backlog (publishing then takes at most a seventh of the event loop: records of a backlog
@@ -60,3 +66,38 @@ class KeySpacing:
 
     def sent(self, key: bytes, now: float) -> None:
         self.last_sent[key] = now
+
+
+class Handover:
+    """Holds publishing rounds while stage two's partitions are being handed over.
+
+    Between the revoke and the assignment of a rebalance, a partition this worker is losing may
+    already be read by its new owner. A breach judged here then would reach the alerts topic after
+    the new owner read it back, and the new owner would never publish its recovery; a record built
+    here then could follow the new owner's newer one on the metrics topic. Kafka assigns no
+    partition before every member's revoke has returned (the eager protocol aiokafka follows), so
+    `begin`, called on revoke, waits for a round in progress to end and its messages to be
+    written (the producer's acks are "all": written means readable), and no round starts until
+    `end`, called once the new assignment is taken over."""
+
+    def __init__(self, flush: Callable[[], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._open = asyncio.Event()
+        self._open.set()
+        self._round = asyncio.Lock()
+
+    async def run_round(self, publish: Callable[[], Awaitable[T]]) -> T:
+        """Run one round, once no handover is under way."""
+        while True:
+            await self._open.wait()
+            async with self._round:
+                if self._open.is_set():
+                    return await publish()
+
+    async def begin(self) -> None:
+        self._open.clear()
+        async with self._round:
+            await self._flush()
+
+    def end(self) -> None:
+        self._open.set()

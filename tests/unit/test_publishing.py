@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 
-from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, KeySpacing, Round, next_start
+from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, Handover, KeySpacing, Round, next_start
 
 
 def test_the_next_build_ends_an_interval_after_the_last_round_began_sending() -> None:
@@ -73,3 +74,70 @@ def test_rounds_keep_an_interval_apart_and_a_faster_build_brings_the_sends_back(
     assert sendings[3] - sendings[2] == pytest.approx(1.2)  # the slow build made it late
     assert sendings[4] - sendings[3] == pytest.approx(1.0)  # the fast build after it waited
     assert [r.sending - r.built for r in done[5:]] == pytest.approx([0.0, 0.0])  # then none
+
+
+async def settle() -> None:
+    """Let every task that can run do so (the loop runs only this test's tasks)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+class Steps:
+    """A round that sends only when told to, and a flush, noting what they did in order."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.may_send = asyncio.Event()
+
+    async def round(self) -> str:
+        self.done.append("built")
+        await self.may_send.wait()
+        self.done.append("sent")
+        return "round"
+
+    async def flush(self) -> None:
+        self.done.append("flushed")
+
+
+async def test_a_handover_waits_for_the_round_in_progress_and_its_messages_to_be_written() -> None:
+    steps = Steps()
+    handover = Handover(steps.flush)
+    publishing = asyncio.create_task(handover.run_round(steps.round))
+    await settle()
+    beginning = asyncio.create_task(handover.begin())
+    await settle()
+    assert steps.done == ["built"] and not beginning.done()
+    steps.may_send.set()
+    await asyncio.wait_for(beginning, timeout=5)
+    assert steps.done == ["built", "sent", "flushed"]
+    assert publishing.result() == "round"
+
+
+async def test_no_round_starts_between_the_beginning_and_the_end_of_a_handover() -> None:
+    steps = Steps()
+    steps.may_send.set()
+    handover = Handover(steps.flush)
+    await asyncio.wait_for(handover.begin(), timeout=5)
+    publishing = asyncio.create_task(handover.run_round(steps.round))
+    await settle()
+    assert steps.done == ["flushed"] and not publishing.done()
+    handover.end()
+    assert await asyncio.wait_for(publishing, timeout=5) == "round"
+    assert steps.done == ["flushed", "built", "sent"]
+
+
+async def test_a_round_waiting_for_the_lock_when_a_handover_begins_waits_for_its_end() -> None:
+    steps = Steps()
+    handover = Handover(steps.flush)
+    first = asyncio.create_task(handover.run_round(steps.round))
+    await settle()
+    second = asyncio.create_task(handover.run_round(steps.round))  # queued behind the first round
+    await settle()
+    beginning = asyncio.create_task(handover.begin())
+    steps.may_send.set()
+    await asyncio.wait_for(asyncio.gather(first, beginning), timeout=5)
+    await settle()
+    assert steps.done == ["built", "sent", "flushed"] and not second.done()
+    handover.end()
+    await asyncio.wait_for(second, timeout=5)
+    assert steps.done == ["built", "sent", "flushed", "built", "sent"]
