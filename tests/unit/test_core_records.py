@@ -12,6 +12,7 @@ import pytest
 
 from streams import config
 from streams.core.aggregator import CONTACTS, PairState
+from streams.core.buckets import COUNTS, WAIT_BINS, new_bucket
 from streams.core.engine import CHUNK_LINES, Engine
 from streams.core.timefmt import now_ms
 from streams.simulate.generator import SimConfig, Simulation
@@ -406,3 +407,13 @@ def test_events_processed_a_chunk_at_a_time_give_what_one_by_one_gives() -> None
     assert chunked.records() == one.records()
     assert [len(pair.minutes) for pair in chunked.aggregator.pairs.values()] == [
         len(pair.minutes) for pair in one.aggregator.pairs.values()]
+
+
+def test_a_new_bucket_is_zero_counts_and_bins_of_its_own_with_no_spare_slots() -> None:
+    first = new_bucket()
+    first[CONTACTS] += 1
+    first[WAIT_BINS][3] = 1
+    second = new_bucket()
+    assert second == [0] * COUNTS + [{}], "a bucket written to leaves the next one untouched"
+    # a day's state holds ~115,000 minute buckets: a list grown by appending keeps spare slots
+    assert sys.getsizeof(second) == sys.getsizeof([None] * (COUNTS + 1))
