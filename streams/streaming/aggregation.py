@@ -171,7 +171,9 @@ class Aggregation:
         if any(tp.topic == self.topics.facts for tp in new):
             kept_regions = set().union(*(state.regions for state in self.regional.partitions.values()))
             self.regional.breaches.restore(await self._open_breaches(), kept_regions)
-        self.handover.end()
+        held_s = self.handover.end()
+        if held_s is not None:
+            log.info("publishing resumed after %.2f s held for the handover", held_s)
 
     async def _open_breaches(self) -> set[tuple[str, str, str]]:
         """(region, channel, metric) whose last transition on the alerts topic is a breach. Read whole

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -85,6 +86,8 @@ class Handover:
         self._open = asyncio.Event()
         self._open.set()
         self._round = asyncio.Lock()
+        #: when the handover under way began (monotonic seconds), None when there is none
+        self._began: float | None = None
 
     async def run_round(self, publish: Callable[[], Awaitable[T]]) -> T:
         """Run one round, once no handover is under way."""
@@ -96,8 +99,13 @@ class Handover:
 
     async def begin(self) -> None:
         self._open.clear()
+        if self._began is None:
+            self._began = time.monotonic()
         async with self._round:
             await self._flush()
 
-    def end(self) -> None:
+    def end(self) -> float | None:
+        """Let rounds run again; the seconds they were held (None when no handover was under way)."""
         self._open.set()
+        began, self._began = self._began, None
+        return None if began is None else time.monotonic() - began

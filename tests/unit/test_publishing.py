@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -117,13 +118,17 @@ async def test_no_round_starts_between_the_beginning_and_the_end_of_a_handover()
     steps = Steps()
     steps.may_send.set()
     handover = Handover(steps.flush)
+    before = time.monotonic()
     await asyncio.wait_for(handover.begin(), timeout=5)
     publishing = asyncio.create_task(handover.run_round(steps.round))
     await settle()
     assert steps.done == ["flushed"] and not publishing.done()
-    handover.end()
+    held_s = handover.end()
+    elapsed_s = time.monotonic() - before
     assert await asyncio.wait_for(publishing, timeout=5) == "round"
     assert steps.done == ["flushed", "built", "sent"]
+    assert held_s is not None and 0 <= held_s <= elapsed_s
+    assert handover.end() is None, "no handover under way: nothing was held"
 
 
 async def test_a_round_waiting_for_the_lock_when_a_handover_begins_waits_for_its_end() -> None:
