@@ -103,10 +103,11 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                     OffsetSensors(app.monitor.track_tp_end_offset, app.monitor.on_tp_commit),
                     group_id=f"{worker.app_id}-intake")
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
+    handover = Handover(lambda: app.producer.flush())  # the producer is made when first asked for
     aggregation = Aggregation(settings, regional, AggregationTopics(*(topic.get_topic_name() for topic in (
                                   facts_topic, rollup_topic, alerts_topic))),
                               group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions,
-                              handover=Handover(lambda: app.producer.flush()))
+                              handover=handover)
 
     quiet_when_stopping = _quiet_when_stopping(app)
 
@@ -164,7 +165,7 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         a backlog at nearly full speed."""
         await asyncio.sleep(interval_s)
         while True:
-            last = await aggregation.handover.run_round(publish_round)
+            last = await handover.run_round(publish_round)
             await asyncio.sleep(next_start(last, interval_s, intake.backlogged) - time.monotonic())
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S)
