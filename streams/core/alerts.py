@@ -59,14 +59,14 @@ class BreachTracker:
         gone = set(regions)
         self.in_breach = {key for key in self.in_breach if key[0] not in gone}
 
-    def restore(self, published: Iterable[tuple[str, str, str]], keep_regions: Iterable[str]) -> None:
-        """Take the breaches the alerts topic last left open, for every region but `keep_regions` (whose
-        breaches this tracker judged itself): a region that comes from another owner, or from before a
-        restart, and recovered meanwhile, is then published as recovered at its first evaluation."""
-        kept = set(keep_regions)
-        self.in_breach = {key for key in self.in_breach if key[0] in kept} | {
-            key for key in published if key[0] not in kept}
-
+    def restore(self, published: Iterable[tuple[str, str, str]]) -> None:
+        """Take the breaches the alerts topic last left open as the ones in breach. Done at every
+        assignment, for kept regions too: the topic holds every transition this worker sent (the
+        revoke waited for them to be written), and besides them what another owner sent meanwhile
+        (this worker expelled from its group, for one) or nothing of a round this worker abandoned.
+        A region in breach there that recovered meanwhile is published as recovered at its first
+        evaluation; one recovered there and bad again, as a breach."""
+        self.in_breach = set(published)
 
 def _alert(state: str, record: Mapping[str, Any], metric: str, value: float | None,
            target: float) -> dict[str, Any]:

@@ -168,16 +168,15 @@ class Aggregation:
             self.consumer.seek(tp, offset)
         if new:
             await self.consumer.seek_to_beginning(*new)
-        if any(tp.topic == self.topics.facts for tp in new):
-            kept_regions = set().union(*(state.regions for state in self.regional.partitions.values()))
-            self.regional.breaches.restore(await self._open_breaches(), kept_regions)
+        if owned:
+            self.regional.breaches.restore(await self._open_breaches())
         held_s = self.handover.end()
         if held_s is not None:
             log.info("publishing resumed after %.2f s held for the handover", held_s)
 
     async def _open_breaches(self) -> set[tuple[str, str, str]]:
         """(region, channel, metric) whose last transition on the alerts topic is a breach. Read whole
-        at each assignment that brings facts partitions: it holds transitions only, a few per region a
+        at each assignment of facts partitions: it holds transitions only, a few per region a
         day. Messages that are not alerts are skipped."""
         last: dict[tuple[str, str, str], str] = {}
         skipped = 0
