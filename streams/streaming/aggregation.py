@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 BATCH_MESSAGES = 500
 #: how long a fetch waits when there is nothing to read
 FETCH_WAIT_MS = 100
+#: the group's heartbeat and session (aiokafka's defaults, stated since the publisher's `Handover` reasons
+#: from them): a member is expelled after a session without a heartbeat
+HEARTBEAT_INTERVAL_MS = 3000
+SESSION_TIMEOUT_MS = 10_000
 
 
 @dataclasses.dataclass
@@ -72,7 +76,8 @@ class Aggregation:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
         self.consumer = AIOKafkaConsumer(group_id=self.group_id, enable_auto_commit=False,
                                          auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS,
-                                         **self.options)
+                                         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+                                         session_timeout_ms=SESSION_TIMEOUT_MS, **self.options)
         await self.consumer.start()
         try:
             self.consumer.subscribe([self.topics.facts, self.topics.rollup], listener=self.rebalance)

@@ -23,7 +23,7 @@ from faust.exceptions import NotReady, ProducerSendError
 
 from streams.config import Settings
 from streams.exposition import Exposition
-from streams.streaming.aggregation import Aggregation
+from streams.streaming.aggregation import HEARTBEAT_INTERVAL_MS, Aggregation
 from streams.streaming.aggregation import Topics as AggregationTopics
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
@@ -103,7 +103,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                     OffsetSensors(app.monitor.track_tp_end_offset, app.monitor.on_tp_commit),
                     group_id=f"{worker.app_id}-intake")
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
-    handover = Handover(lambda: app.producer.flush())  # the producer is made when first asked for
+    handover = Handover(lambda: app.producer.flush(),  # the producer is made when first asked for
+                        heartbeat_interval_s=HEARTBEAT_INTERVAL_MS / 1000)
     aggregation = Aggregation(settings, regional, AggregationTopics(*(topic.get_topic_name() for topic in (
                                   facts_topic, rollup_topic, alerts_topic))),
                               group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions,
@@ -129,7 +130,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
 
     async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None) -> None:
         """Straight to Faust's producer (aiokafka): `Topic.send` wraps every message in Faust's own
-        bookkeeping, which made a round of thousands of records and rollup upserts take seconds."""
+        bookkeeping, which made a round of thousands of records and rollup upserts take seconds.
+        After the event loop stood still, waits for the group's word that this worker still owns
+        its partitions (see `Handover`)."""
+        await handover.cleared()
         await app.producer.send(topic.get_topic_name(), key, value, partition, None, None)
 
     async def publish_round() -> Round:
@@ -167,6 +171,10 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         while True:
             last = await handover.run_round(publish_round)
             await asyncio.sleep(next_start(last, interval_s, intake.backlogged) - time.monotonic())
+
+    @app.task
+    async def watch_for_standstills() -> None:
+        await handover.keep_time()
 
     @app.timer(interval=STALL_CHECK_INTERVAL_S)
     async def check_stalls() -> None:

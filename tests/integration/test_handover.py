@@ -8,12 +8,21 @@ revoke waits for the round in progress and flushes, and no partition is assigned
 member's revoke has returned. Here two real consumers of one group play the two owners, and the
 old owner's rounds are long (one message, a pause, another), so that a revoke almost always
 comes in the middle of one.
+
+A worker whose event loop stands still longer than its group's session is expelled, and its
+partitions go to another member without a revoke there; the second test has the old owner's loop
+stand still until the new owner has read back, and checks that nothing the old owner sends after
+it reaches the topic before the group has given it partitions again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,22 +39,38 @@ ROUND_PAUSE_S = 1.0
 class OldOwner:
     """Publishes rounds of two numbered messages through a `Handover`, as the worker's publisher does."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, heartbeat_interval_s: float = 3.0,
+                 round_pause_s: float = ROUND_PAUSE_S) -> None:
         self.producer = producer
         self.topic = topic
-        self.handover = Handover(producer.flush)
+        self.handover = Handover(producer.flush, heartbeat_interval_s)
+        self.round_pause_s = round_pause_s
         self.sent = 0
         self.rounds_begun = 0
         #: messages of the rounds begun before the revoke, once one came
         self.due_before_move: int | None = None
+        #: called once, after the first message of a round is written, to stand the event loop still
+        self.standstill: Callable[[], None] | None = None
+        self.stood_still = False
+        #: messages sent when the standstill began (all written: the producer was flushed)
+        self.sent_at_standstill: int | None = None
+        #: messages sent when partitions came back after the standstill
+        self.sent_when_assigned_again: int | None = None
 
     async def publish_round(self) -> None:
         self.rounds_begun += 1
         await self.send()
-        await asyncio.sleep(ROUND_PAUSE_S)
+        if self.standstill is not None:
+            await self.producer.flush()
+            standstill, self.standstill = self.standstill, None
+            self.sent_at_standstill = self.sent
+            standstill()
+            self.stood_still = True
+        await asyncio.sleep(self.round_pause_s)
         await self.send()
 
     async def send(self) -> None:
+        await self.handover.cleared()
         self.sent += 1
         await self.producer.send(self.topic, str(self.sent).encode())  # queued, not awaited: as the worker sends
 
@@ -61,6 +86,8 @@ class OldOwner:
             await self.handover.begin()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.stood_still and self.sent_when_assigned_again is None:
+            self.sent_when_assigned_again = self.sent
         self.handover.end()
 
 
@@ -71,6 +98,7 @@ class NewOwner:
         self.options = options
         self.topic = topic
         self.read: list[int] | None = None
+        self.read_back = threading.Event()
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         pass
@@ -82,6 +110,7 @@ class NewOwner:
         await read_again(self.options, await topic_ends(self.options, self.topic),
                          lambda _partition, messages: found.extend(int(m.value) for m in messages), "published")
         self.read = found
+        self.read_back.set()
 
 
 async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
@@ -95,6 +124,99 @@ async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
 async def consume(consumer: AIOKafkaConsumer) -> None:
     while True:
         await consumer.getmany(timeout_ms=100)
+
+
+class OwnerThread(threading.Thread):
+    """A member of the group on an event loop of its own, so that it goes on while the test's stands still."""
+
+    def __init__(self, options: dict[str, Any], group: str, topic: str, owner: NewOwner) -> None:
+        super().__init__(daemon=True)
+        self.options, self.group, self.topic, self.owner = options, group, topic, owner
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._consume())
+        except BaseException as exc:  # reported by the test, which runs in another thread
+            self.error = exc
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(group_id=self.group, enable_auto_commit=False, session_timeout_ms=SESSION_MS,
+                                    heartbeat_interval_ms=HEARTBEAT_MS, **self.options)
+        await consumer.start()
+        try:
+            consumer.subscribe([self.topic], listener=StageRebalance(self.owner, "the new owner"))
+            while not self.stopping.is_set():
+                await consumer.getmany(timeout_ms=100)
+        finally:
+            await consumer.stop()
+
+
+#: the group's session and heartbeat in the expelled-owner test (the broker's least session is 6 s)
+SESSION_MS, HEARTBEAT_MS = 6000, 1000
+
+
+async def test_an_owner_expelled_while_it_stood_still_sends_nothing_until_it_has_partitions_again(
+        kafka_bootstrap: str, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="streams.streaming.publishing")
+    suffix = uuid.uuid4().hex[:8]
+    owned, published, group = f"expelled.owned.{suffix}", f"expelled.published.{suffix}", f"expelled-{suffix}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics({owned: {"num_partitions": 2, "replication_factor": 1},
+                         published: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.close()
+    options = {"bootstrap_servers": kafka_bootstrap}
+    producer = AIOKafkaProducer(acks="all", **options)
+    await producer.start()
+    old = OldOwner(producer, published, heartbeat_interval_s=HEARTBEAT_MS / 1000, round_pause_s=0.1)
+    new = NewOwner(options, published)
+    other = OwnerThread(options, group, owned, new)
+    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, session_timeout_ms=SESSION_MS,
+                                heartbeat_interval_ms=HEARTBEAT_MS, **options)
+    tasks: list[asyncio.Task[None]] = []
+    stood_still_s: list[float] = []
+
+    def stand_still() -> None:
+        """The old owner's process paused until its group has given its partitions to the new owner
+        (a session, 6 s, and the join), who has read the topic back; 60 s at most."""
+        began = time.monotonic()
+        other.start()
+        new.read_back.wait(timeout=60)
+        stood_still_s.append(time.monotonic() - began)
+
+    try:
+        await consumer.start()
+        consumer.subscribe([owned], listener=StageRebalance(old, "the old owner"))
+        tasks.append(asyncio.create_task(consume(consumer)))
+        tasks.append(asyncio.create_task(old.handover.keep_time()))
+        await wait_for(lambda: len(consumer.assignment()) == 2, 60, "the old owner assigned both partitions")
+        tasks.append(asyncio.create_task(old.publish()))
+        await wait_for(lambda: old.sent >= 3, 30, "the old owner publishing")
+        old.standstill = stand_still
+        await wait_for(lambda: old.stood_still, 90, "the old owner standing still and going on")
+        assert new.read_back.is_set(), f"the new owner read back while the old one stood still ({other.error!r})"
+        sent_before = old.sent_at_standstill
+        assert sent_before is not None
+        await wait_for(lambda: old.sent_when_assigned_again is not None, 60,
+                       "the old owner assigned partitions again after its standstill")
+        await wait_for(lambda: old.sent >= sent_before + 3, 30, "the old owner publishing again")
+
+        assert other.error is None, f"the new owner's thread failed: {other.error!r}"
+        assert new.read == list(range(1, sent_before + 1)), "the new owner read back all sent before the standstill"
+        assert old.sent_when_assigned_again == sent_before, (
+            f"the old owner sent {old.sent_when_assigned_again - sent_before} messages after its standstill of "
+            f"{stood_still_s[0]:.1f} s before the group gave it partitions again: after the new owner's read-back")
+        assert "the event loop stood still" in caplog.text
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        other.stopping.set()
+        if other.is_alive():
+            other.join(timeout=30)
+        await consumer.stop()
+        await producer.stop()
 
 
 async def test_what_the_old_owner_published_before_the_move_is_read_by_the_new_owner(kafka_bootstrap: str) -> None:

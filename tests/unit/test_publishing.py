@@ -8,7 +8,15 @@ import time
 
 import pytest
 
-from streams.streaming.publishing import PAUSE_BACKLOG, PAUSE_STEADY, Handover, KeySpacing, Round, next_start
+from streams.streaming.publishing import (
+    DOUBT_HEARTBEATS,
+    PAUSE_BACKLOG,
+    PAUSE_STEADY,
+    Handover,
+    KeySpacing,
+    Round,
+    next_start,
+)
 
 
 def test_the_next_build_ends_an_interval_after_the_last_round_began_sending() -> None:
@@ -102,7 +110,7 @@ class Steps:
 
 async def test_a_handover_waits_for_the_round_in_progress_and_its_messages_to_be_written() -> None:
     steps = Steps()
-    handover = Handover(steps.flush)
+    handover = Handover(steps.flush, heartbeat_interval_s=3.0)
     publishing = asyncio.create_task(handover.run_round(steps.round))
     await settle()
     beginning = asyncio.create_task(handover.begin())
@@ -117,7 +125,7 @@ async def test_a_handover_waits_for_the_round_in_progress_and_its_messages_to_be
 async def test_no_round_starts_between_the_beginning_and_the_end_of_a_handover() -> None:
     steps = Steps()
     steps.may_send.set()
-    handover = Handover(steps.flush)
+    handover = Handover(steps.flush, heartbeat_interval_s=3.0)
     before = time.monotonic()
     await asyncio.wait_for(handover.begin(), timeout=5)
     publishing = asyncio.create_task(handover.run_round(steps.round))
@@ -133,7 +141,7 @@ async def test_no_round_starts_between_the_beginning_and_the_end_of_a_handover()
 
 async def test_a_round_waiting_for_the_lock_when_a_handover_begins_waits_for_its_end() -> None:
     steps = Steps()
-    handover = Handover(steps.flush)
+    handover = Handover(steps.flush, heartbeat_interval_s=3.0)
     first = asyncio.create_task(handover.run_round(steps.round))
     await settle()
     second = asyncio.create_task(handover.run_round(steps.round))  # queued behind the first round
@@ -146,3 +154,78 @@ async def test_a_round_waiting_for_the_lock_when_a_handover_begins_waits_for_its
     handover.end()
     await asyncio.wait_for(second, timeout=5)
     assert steps.done == ["built", "sent", "flushed", "built", "sent"]
+
+
+class Sends:
+    """A round of three sends, each cleared by the handover first; the event loop stands still (the
+    process paused) after the first send of the first round when `standstill_s` is set."""
+
+    def __init__(self, standstill_s: float) -> None:
+        self.handover = Handover(self.flush, heartbeat_interval_s=1.0)
+        self.standstill_s = standstill_s
+        self.done: list[str] = []
+
+    async def round(self) -> str:
+        for number in (1, 2, 3):
+            await self.handover.cleared()
+            self.done.append(f"sent {number}")
+            if self.standstill_s:
+                time.sleep(self.standstill_s)  # blocks the event loop, as a paused process would
+                self.standstill_s = 0.0
+        return "round"
+
+    async def flush(self) -> None:
+        self.done.append("flushed")
+
+
+async def watching(handover: Handover) -> asyncio.Task[None]:
+    task = asyncio.create_task(handover.keep_time())
+    await settle()
+    return task
+
+
+async def test_after_a_standstill_the_next_send_waits_for_the_group_then_goes_on() -> None:
+    sends = Sends(standstill_s=1.5)
+    handover = sends.handover
+    keeping_time = await watching(handover)
+    try:
+        started = time.monotonic()
+        assert await asyncio.wait_for(handover.run_round(sends.round), timeout=10) == "round"
+        assert sends.done == ["sent 1", "sent 2", "sent 3"], "no rebalance came: the round went on"
+        waited_s = DOUBT_HEARTBEATS * handover.heartbeat_interval_s
+        assert time.monotonic() - started >= 1.5 + waited_s - 0.1, "the send after the standstill waited for the group"
+        after = asyncio.create_task(handover.cleared())
+        await settle()
+        assert after.done(), "the doubt is over: sends no longer wait"
+    finally:
+        keeping_time.cancel()
+
+
+async def test_a_rebalance_after_a_standstill_abandons_the_round_and_its_remaining_sends() -> None:
+    sends = Sends(standstill_s=1.5)
+    handover = sends.handover
+    keeping_time = await watching(handover)
+    try:
+        publishing = asyncio.create_task(handover.run_round(sends.round))
+        await settle()
+        assert sends.done == ["sent 1"], "the send after the standstill waits for the group's word"
+        await asyncio.wait_for(handover.begin(), timeout=5)  # the revoke: this worker was expelled
+        assert sends.done == ["sent 1", "flushed"]
+        assert not publishing.done(), "the round is run again once the new assignment is taken over"
+        handover.end()
+        assert await asyncio.wait_for(publishing, timeout=5) == "round"
+        assert sends.done == ["sent 1", "flushed", "sent 1", "sent 2", "sent 3"]
+    finally:
+        keeping_time.cancel()
+
+
+async def test_a_pause_shorter_than_a_heartbeat_raises_no_doubt() -> None:
+    sends = Sends(standstill_s=0.3)
+    handover = sends.handover
+    keeping_time = await watching(handover)
+    try:
+        publishing = asyncio.create_task(handover.run_round(sends.round))
+        await settle()
+        assert publishing.done() and sends.done == ["sent 1", "sent 2", "sent 3"]
+    finally:
+        keeping_time.cancel()
