@@ -68,6 +68,7 @@ class BreachTracker:
         evaluation; one recovered there and bad again, as a breach."""
         self.in_breach = set(published)
 
+
 def _alert(state: str, record: Mapping[str, Any], metric: str, value: float | None,
            target: float) -> dict[str, Any]:
     return {

@@ -98,10 +98,11 @@ class Handover:
     revoke called. Heartbeats go out every `heartbeat_interval_s` while the loop runs, and the
     group expels a member after a session of several intervals without one, so a standstill
     shorter than an interval cannot have cost the membership. After a longer one, every send
-    (`cleared`) waits up to `DOUBT_HEARTBEATS` intervals for the revoke; if it comes, the round is abandoned
-    (`RoundAbandoned`; what it judged and did not send is read back from the alerts topic on
-    assignment), and if it does not, the membership held and the sends go on. Not covered: messages
-    already handed to the producer before the standstill, which it sends when the loop runs again."""
+    (`cleared`) waits up to `DOUBT_HEARTBEATS` intervals for the revoke; if it comes, the round is
+    abandoned (`RoundAbandoned`; what it judged and did not send is read back from the alerts topic
+    on assignment), and if it does not, the membership held and the sends go on. Not covered:
+    messages already handed to the producer before the standstill, which it sends when the loop runs
+    again."""
 
     def __init__(self, flush: Callable[[], Awaitable[None]], heartbeat_interval_s: float) -> None:
         self._flush = flush
