@@ -280,9 +280,9 @@ def test_sigterm_in_a_backlog_stops_cleanly_and_a_restart_loses_nothing(pipeline
     wait_for_records(pipeline, metrics, expected)
 
 
-def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_two_workers_split_the_regions_through_a_standstill_and_one_takes_over(pipeline: Pipeline, tmp_path: Path) -> None:
     events = shuffled_hour(seed=23)
-    cuts = [len(events) * 2 // 5, len(events) * 4 // 5, len(events)]
+    cuts = [len(events) * 2 // 5, len(events) * 3 // 5, len(events) * 4 // 5, len(events)]
     expected = [replay(pipeline, tmp_path, [v for _, _, v in events[:cut]])[0] for cut in cuts]
     regions = {key.split("|")[0] for key in expected[-1]}
     metrics = pipeline.reader("metrics")
@@ -303,17 +303,36 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
         one = served_regions(first)
         return (one, two) if one and two and one | two == regions and not one & two else None
 
-    try:
-        one, two = wait_until(split, 60, f"both workers serving regions, each of {sorted(regions)} by one of them")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}: {first.name} serves {sorted(served_regions(first))}, {second.name} serves "
-                             f"{sorted(served_regions(second))}\n{pipeline.logs()}") from None
+    def wait_for_split(what: str) -> tuple[set[str], set[str]]:
+        try:
+            return wait_until(split, 90, f"{what}, each of {sorted(regions)} by one of them")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {first.name} serves {sorted(served_regions(first))}, {second.name} "
+                                 f"serves {sorted(served_regions(second))}\n{pipeline.logs()}") from None
+
+    one, two = wait_for_split("both workers serving regions")
     pipeline.send(pairs(events[cuts[0]:cuts[1]]))
     wait_for_records(pipeline, metrics, expected[1])
     assert (served_regions(first), served_regions(second)) == (one, two)
     log_text = first.log_path.read_text(errors="replace")
     assert "publishing held until the new assignment" in log_text and "publishing resumed after" in log_text, \
         "the first worker stops publishing while its partitions are handed over, then resumes"
+
+    # a standstill: the first worker's process paused until its groups, its sessions (10 s) run out,
+    # have given every partition to the second; resumed, it notices, learns it was expelled, and the
+    # two split the regions again
+    assert first.process is not None
+    first.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: served_regions(second) == regions, 90,
+                   f"{second.name} serving every region while {first.name} is paused")
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+    wait_for_split("both workers serving regions again after the standstill")
+    assert "the event loop stood still" in first.log_path.read_text(errors="replace"), \
+        "the first worker notices its standstill and holds its sends for the group's word"
+    pipeline.send(pairs(events[cuts[1]:cuts[2]]))
+    wait_for_records(pipeline, metrics, expected[2])
 
     # scale in: the survivor takes every region over and the records go on
     assert first.stop() == 0
@@ -322,8 +341,8 @@ def test_two_workers_split_the_regions_and_one_takes_over(pipeline: Pipeline, tm
                                                                   f"{first.name} stopped")
     except AssertionError as exc:
         raise AssertionError(f"{exc}: it serves {sorted(served_regions(second))}\n{pipeline.logs()}") from None
-    pipeline.send(pairs(events[cuts[1]:]))
-    wait_for_records(pipeline, metrics, expected[2])
+    pipeline.send(pairs(events[cuts[2]:]))
+    wait_for_records(pipeline, metrics, expected[3])
     assert served_regions(second) == regions
     assert samples(second.metrics(), "ccpulse_stalled_partitions") == [({}, 0.0)], "the survivor reads every partition"
     for worker in (first, second):
