@@ -113,6 +113,18 @@ class NewOwner:
         self.read_back.set()
 
 
+def new_topics(kafka_bootstrap: str, prefix: str) -> tuple[str, str, str]:
+    """Names for a test of its own: the owned topic (two partitions, created), the published one (one
+    partition, created) and the group."""
+    suffix = uuid.uuid4().hex[:8]
+    owned, published = f"{prefix}.owned.{suffix}", f"{prefix}.published.{suffix}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics({owned: {"num_partitions": 2, "replication_factor": 1},
+                         published: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.close()
+    return owned, published, f"{prefix}-{suffix}"
+
+
 async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
@@ -160,12 +172,7 @@ SESSION_MS, HEARTBEAT_MS = 6000, 1000
 async def test_an_owner_expelled_while_it_stood_still_sends_nothing_until_it_has_partitions_again(
         kafka_bootstrap: str, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="streams.streaming.publishing")
-    suffix = uuid.uuid4().hex[:8]
-    owned, published, group = f"expelled.owned.{suffix}", f"expelled.published.{suffix}", f"expelled-{suffix}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({owned: {"num_partitions": 2, "replication_factor": 1},
-                         published: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
-    admin.close()
+    owned, published, group = new_topics(kafka_bootstrap, "expelled")
     options = {"bootstrap_servers": kafka_bootstrap}
     producer = AIOKafkaProducer(acks="all", **options)
     await producer.start()
@@ -220,18 +227,13 @@ async def test_an_owner_expelled_while_it_stood_still_sends_nothing_until_it_has
 
 
 async def test_what_the_old_owner_published_before_the_move_is_read_by_the_new_owner(kafka_bootstrap: str) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    owned, published = f"handover.owned.{suffix}", f"handover.published.{suffix}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({owned: {"num_partitions": 2, "replication_factor": 1},
-                         published: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
-    admin.close()
+    owned, published, group = new_topics(kafka_bootstrap, "handover")
     options = {"bootstrap_servers": kafka_bootstrap}
     producer = AIOKafkaProducer(acks="all", **options)
     await producer.start()
     old = OldOwner(producer, published)
     new = NewOwner(options, published)
-    consumers = [AIOKafkaConsumer(group_id=f"handover-{suffix}", enable_auto_commit=False, **options)
+    consumers = [AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **options)
                  for _ in range(2)]
     tasks: list[asyncio.Task[None]] = []
     try:

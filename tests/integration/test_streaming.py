@@ -280,7 +280,8 @@ def test_sigterm_in_a_backlog_stops_cleanly_and_a_restart_loses_nothing(pipeline
     wait_for_records(pipeline, metrics, expected)
 
 
-def test_two_workers_split_the_regions_through_a_standstill_and_one_takes_over(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_two_workers_split_the_regions_through_a_standstill_and_one_takes_over(pipeline: Pipeline,
+                                                                               tmp_path: Path) -> None:
     events = shuffled_hour(seed=23)
     cuts = [len(events) * 2 // 5, len(events) * 3 // 5, len(events) * 4 // 5, len(events)]
     expected = [replay(pipeline, tmp_path, [v for _, _, v in events[:cut]])[0] for cut in cuts]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -178,17 +180,21 @@ class Sends:
         self.done.append("flushed")
 
 
-async def watching(handover: Handover) -> asyncio.Task[None]:
-    task = asyncio.create_task(handover.keep_time())
+@contextlib.asynccontextmanager
+async def watched(standstill_s: float) -> AsyncIterator[Sends]:
+    """`Sends` whose handover watches the event loop for the duration."""
+    sends = Sends(standstill_s)
+    keeping_time = asyncio.create_task(sends.handover.keep_time())
     await settle()
-    return task
+    try:
+        yield sends
+    finally:
+        keeping_time.cancel()
 
 
 async def test_after_a_standstill_the_next_send_waits_for_the_group_then_goes_on() -> None:
-    sends = Sends(standstill_s=1.5)
-    handover = sends.handover
-    keeping_time = await watching(handover)
-    try:
+    async with watched(standstill_s=1.5) as sends:
+        handover = sends.handover
         started = time.monotonic()
         assert await asyncio.wait_for(handover.run_round(sends.round), timeout=10) == "round"
         assert sends.done == ["sent 1", "sent 2", "sent 3"], "no rebalance came: the round went on"
@@ -197,15 +203,11 @@ async def test_after_a_standstill_the_next_send_waits_for_the_group_then_goes_on
         after = asyncio.create_task(handover.cleared())
         await settle()
         assert after.done(), "the doubt is over: sends no longer wait"
-    finally:
-        keeping_time.cancel()
 
 
 async def test_a_rebalance_after_a_standstill_abandons_the_round_and_its_remaining_sends() -> None:
-    sends = Sends(standstill_s=1.5)
-    handover = sends.handover
-    keeping_time = await watching(handover)
-    try:
+    async with watched(standstill_s=1.5) as sends:
+        handover = sends.handover
         publishing = asyncio.create_task(handover.run_round(sends.round))
         await settle()
         assert sends.done == ["sent 1"], "the send after the standstill waits for the group's word"
@@ -215,17 +217,11 @@ async def test_a_rebalance_after_a_standstill_abandons_the_round_and_its_remaini
         handover.end()
         assert await asyncio.wait_for(publishing, timeout=5) == "round"
         assert sends.done == ["sent 1", "flushed", "sent 1", "sent 2", "sent 3"]
-    finally:
-        keeping_time.cancel()
 
 
 async def test_a_pause_shorter_than_a_heartbeat_raises_no_doubt() -> None:
-    sends = Sends(standstill_s=0.3)
-    handover = sends.handover
-    keeping_time = await watching(handover)
-    try:
+    async with watched(standstill_s=0.3) as sends:
+        handover = sends.handover
         publishing = asyncio.create_task(handover.run_round(sends.round))
         await settle()
         assert publishing.done() and sends.done == ["sent 1", "sent 2", "sent 3"]
-    finally:
-        keeping_time.cancel()
