@@ -51,8 +51,7 @@ class OldOwner:
         self.due_before_move: int | None = None
         #: called once, after the first message of a round is written, to stand the event loop still
         self.standstill: Callable[[], None] | None = None
-        self.stood_still = False
-        #: messages sent when the standstill began (all written: the producer was flushed)
+        #: messages sent when the standstill began (all written: the producer was flushed); None before it
         self.sent_at_standstill: int | None = None
         #: messages sent when partitions came back after the standstill
         self.sent_when_assigned_again: int | None = None
@@ -65,7 +64,6 @@ class OldOwner:
             standstill, self.standstill = self.standstill, None
             self.sent_at_standstill = self.sent
             standstill()
-            self.stood_still = True
         await asyncio.sleep(self.round_pause_s)
         await self.send()
 
@@ -86,7 +84,7 @@ class OldOwner:
             await self.handover.begin()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self.stood_still and self.sent_when_assigned_again is None:
+        if self.sent_at_standstill is not None and self.sent_when_assigned_again is None:
             self.sent_when_assigned_again = self.sent
         self.handover.end()
 
@@ -201,7 +199,7 @@ async def test_an_owner_expelled_while_it_stood_still_sends_nothing_until_it_has
         tasks.append(asyncio.create_task(old.publish()))
         await wait_for(lambda: old.sent >= 3, 30, "the old owner publishing")
         old.standstill = stand_still
-        await wait_for(lambda: old.stood_still, 90, "the old owner standing still and going on")
+        await wait_for(lambda: old.sent_at_standstill is not None, 90, "the old owner standing still and going on")
         assert new.read_back.is_set(), f"the new owner read back while the old one stood still ({other.error!r})"
         sent_before = old.sent_at_standstill
         assert sent_before is not None
