@@ -304,14 +304,14 @@ def test_two_workers_split_the_regions_through_a_standstill_and_one_takes_over(p
         one = served_regions(first)
         return (one, two) if one and two and one | two == regions and not one & two else None
 
-    def wait_for_split(what: str) -> tuple[set[str], set[str]]:
+    def wait_for_split(what: str, timeout_s: float) -> tuple[set[str], set[str]]:
         try:
-            return wait_until(split, 90, f"{what}, each of {sorted(regions)} by one of them")
+            return wait_until(split, timeout_s, f"{what}, each of {sorted(regions)} by one of them")
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {first.name} serves {sorted(served_regions(first))}, {second.name} "
                                  f"serves {sorted(served_regions(second))}\n{pipeline.logs()}") from None
 
-    one, two = wait_for_split("both workers serving regions")
+    one, two = wait_for_split("both workers serving regions", 60)
     pipeline.send(pairs(events[cuts[0]:cuts[1]]))
     wait_for_records(pipeline, metrics, expected[1])
     assert (served_regions(first), served_regions(second)) == (one, two)
@@ -329,7 +329,7 @@ def test_two_workers_split_the_regions_through_a_standstill_and_one_takes_over(p
                    f"{second.name} serving every region while {first.name} is paused")
     finally:
         first.process.send_signal(signal.SIGCONT)
-    wait_for_split("both workers serving regions again after the standstill")
+    wait_for_split("both workers serving regions again after the standstill", 90)
     assert "the event loop stood still" in first.log_path.read_text(errors="replace"), \
         "the first worker notices its standstill and holds its sends for the group's word"
     pipeline.send(pairs(events[cuts[1]:cuts[2]]))
