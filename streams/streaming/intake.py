@@ -3,7 +3,7 @@
 Not a Faust agent: Faust delivers a message at a time through its conductor and stream (about
 130 µs per event on the reference VM before any work is done), and a table write per event
 doubled that; read in batches with aiokafka and kept in plain dicts, stage one costs a few
-microseconds per event (README, Performance). Its consumer group is the worker's app id with
+microseconds per event (benchmarks/HISTORY.md). Its consumer group is the worker's app id with
 `-intake` appended; Kafka splits the events partitions among the workers as it splits the facts
 partitions among their stage-two consumers.
 

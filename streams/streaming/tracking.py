@@ -4,7 +4,7 @@ The events topic is this stage's changelog, as the facts topic is stage two's: i
 `Tracker` per events partition) is a pure function of the partition's events, so an assigned
 partition is first read again from its beginning up to the committed offset (`rebuild`: state
 only, nothing sent), then handled from there. No table write per event: that write, not the
-arithmetic, was what a worker spent its time on (README, Performance).
+arithmetic, was what a worker spent its time on (benchmarks/HISTORY.md).
 
 Facts are gathered across events and taken (`take_facts`) as one message per facts partition:
 a message per event cost the worker more than all the arithmetic. Each entry keeps its source
