@@ -49,25 +49,33 @@ async def _read_until(reader: AIOKafkaConsumer, ends: dict[TopicPartition, int],
     return count
 
 
-def _reader(options: Mapping[str, Any]) -> AIOKafkaConsumer:
+def reader(options: Mapping[str, Any], **settings: Any) -> AIOKafkaConsumer:
     """A consumer of no group that starts where it is told, else at the beginning (a fresh consumer
     asked for end offsets before a seek to the beginning let a reset to the latest offset overtake
     the seek, and read nothing)."""
-    return AIOKafkaConsumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest", **options)
+    return AIOKafkaConsumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
+                            **settings, **options)
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of a topic, assigned to the (started) consumer."""
+    first = TopicPartition(topic, 0)  # every topic has a partition 0: through it the consumer
+    consumer.assign([first])  # learns the topic's metadata, and so all its partitions
+    await consumer.end_offsets([first])
+    tps = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or (0,))]
+    consumer.assign(tps)
+    return tps
 
 
 async def topic_ends(options: Mapping[str, Any], topic: str) -> dict[TopicPartition, int]:
     """The end offset of each of a topic's partitions that has ever held a message."""
-    reader = _reader(options)
-    await reader.start()
+    consumer = reader(options)
+    await consumer.start()
     try:
-        first = TopicPartition(topic, 0)  # every topic has a partition 0: through it the consumer
-        reader.assign([first])  # learns the topic's metadata, and so all its partitions
-        await reader.end_offsets([first])
-        tps = [TopicPartition(topic, number) for number in sorted(reader.partitions_for_topic(topic) or (0,))]
-        return {tp: end for tp, end in (await reader.end_offsets(tps)).items() if end > 0}
+        tps = await all_partitions(consumer, topic)
+        return {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
     finally:
-        await reader.stop()
+        await consumer.stop()
 
 
 async def read_again(options: Mapping[str, Any], ends: dict[TopicPartition, int],
@@ -75,11 +83,11 @@ async def read_again(options: Mapping[str, Any], ends: dict[TopicPartition, int]
     """Feed every message from each partition's beginning to its end to `handle`; the number read."""
     if not ends:
         return 0
-    reader = _reader(options)
-    await reader.start()
+    consumer = reader(options)
+    await consumer.start()
     try:
-        reader.assign(list(ends))
-        await reader.seek_to_beginning(*ends)
-        return await _read_until(reader, ends, handle, what)
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        return await _read_until(consumer, ends, handle, what)
     finally:
-        await reader.stop()
+        await consumer.stop()
