@@ -68,6 +68,14 @@ class BreachTracker:
         evaluation; one recovered there and bad again, as a breach."""
         self.in_breach = set(published)
 
+    def adopt(self, key: tuple[str, str, str], state: str) -> None:
+        """Take a transition another worker published after the read-back as downstream's last word
+        (see `streams.streaming.alert_follower`); the next evaluation answers it if it is wrong."""
+        if state == "breach":
+            self.in_breach.add(key)
+        else:
+            self.in_breach.discard(key)
+
 
 def _alert(state: str, record: Mapping[str, Any], metric: str, value: float | None,
            target: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
+from streams.streaming.alert_follower import AlertFollower
 from streams.streaming.publishing import Handover
 from streams.streaming.reading import read_again, topic_ends
 from streams.streaming.rebalance import StageRebalance
@@ -57,7 +58,8 @@ class Topics:
 
 class Aggregation:
     def __init__(self, settings: Settings, regional: RegionalStage, topics: Topics, group_id: str,
-                 forget_regions: Callable[[Iterable[str]], None], handover: Handover) -> None:
+                 forget_regions: Callable[[Iterable[str]], None], handover: Handover, source: bytes) -> None:
+        """`source`: what this worker's alert transitions carry in their source header."""
         self.settings = settings
         self.regional = regional
         self.topics = topics
@@ -71,6 +73,7 @@ class Aggregation:
         self.consumer: AIOKafkaConsumer | None = None
         self.watch: StallWatch[TopicPartition] = StallWatch(STALL_AFTER_S)
         self.rebalance = StageRebalance(self, "stage two could not take over its new partitions")
+        self.follower = AlertFollower(self.options, topics.alerts, source, regional.breaches.adopt)
 
     async def run(self) -> None:
         """Consume until cancelled (the worker stopping); an exception is a bug and ends the worker."""
@@ -174,15 +177,17 @@ class Aggregation:
         if new:
             await self.consumer.seek_to_beginning(*new)
         if owned:
-            self.regional.breaches.restore(await self._open_breaches())
+            published, ends = await self._open_breaches()
+            self.regional.breaches.restore(published)
+            self.follower.follow_from(ends)
         held_s = self.handover.end()
         if held_s is not None:
             log.info("publishing resumed after %.2f s held for the handover", held_s)
 
-    async def _open_breaches(self) -> set[tuple[str, str, str]]:
-        """(region, channel, metric) whose last transition on the alerts topic is a breach. Read whole
-        at each assignment of facts partitions: it holds transitions only, a few per region a
-        day. Messages that are not alerts are skipped."""
+    async def _open_breaches(self) -> tuple[set[tuple[str, str, str]], dict[TopicPartition, int]]:
+        """(region, channel, metric) whose last transition on the alerts topic is a breach, and the
+        ends read up to. Read whole at each assignment of facts partitions: it holds transitions
+        only, a few per region a day. Messages that are not alerts are skipped."""
         last: dict[tuple[str, str, str], str] = {}
         skipped = 0
 
@@ -195,7 +200,8 @@ class Aggregation:
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     skipped += 1
 
-        await read_again(self.options, await topic_ends(self.options, self.topics.alerts), take, "alerts")
+        ends = await topic_ends(self.options, self.topics.alerts)
+        await read_again(self.options, ends, take, "alerts")
         if skipped:
             log.warning("alerts topic: %d messages that are not alerts skipped", skipped)
-        return {key for key, state in last.items() if state == "breach"}
+        return {key for key, state in last.items() if state == "breach"}, ends

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from streams.config import Settings
 from streams.exposition import Exposition
 from streams.streaming.aggregation import HEARTBEAT_INTERVAL_MS, Aggregation
 from streams.streaming.aggregation import Topics as AggregationTopics
+from streams.streaming.alert_follower import SOURCE_HEADER
 from streams.streaming.credentials import faust_broker_options
 from streams.streaming.intake import PRODUCER_LINGER_MS, Intake, OffsetSensors
 from streams.streaming.intake import Topics as IntakeTopics
@@ -103,12 +105,14 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
                     OffsetSensors(app.monitor.track_tp_end_offset, app.monitor.on_tp_commit),
                     group_id=f"{worker.app_id}-intake")
     regional = RegionalStage(settings, observer=exposition.observe, region_event=exposition.region_event)
+    #: this process's name in the header of its alert transitions (see `alert_follower`)
+    source = uuid.uuid4().hex.encode()
     handover = Handover(lambda: app.producer.flush(),  # the producer is made when first asked for
                         heartbeat_interval_s=HEARTBEAT_INTERVAL_MS / 1000)
     aggregation = Aggregation(settings, regional, AggregationTopics(*(topic.get_topic_name() for topic in (
                                   facts_topic, rollup_topic, alerts_topic))),
                               group_id=f"{worker.app_id}-aggregate", forget_regions=exposition.forget_regions,
-                              handover=handover)
+                              handover=handover, source=source)
 
     quiet_when_stopping = _quiet_when_stopping(app)
 
@@ -123,18 +127,19 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
         to restart it, rebuilt from the topics, rather than go on from a state in an unknown condition."""
         for topic in (events_topic, dlq_topic, facts_topic, metrics_topic, alerts_topic, rollup_topic):
             await topic.maybe_declare()
-        await asyncio.gather(intake.run(), aggregation.run())
+        await asyncio.gather(intake.run(), aggregation.run(), aggregation.follower.run())
 
     interval_s = settings.pipeline.publish_interval_s
     spacing = KeySpacing(interval_s)
 
-    async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None) -> None:
+    async def send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
         """Straight to Faust's producer (aiokafka): `Topic.send` wraps every message in Faust's own
         bookkeeping, which made a round of thousands of records and rollup upserts take seconds.
         After the event loop stood still, waits for the group's word that this worker still owns
         its partitions (see `Handover`)."""
         await handover.cleared()
-        await app.producer.send(topic.get_topic_name(), key, value, partition, None, None)
+        await app.producer.send(topic.get_topic_name(), key, value, partition, None, headers)
 
     async def publish_round() -> Round:
         """Build and send changed records (no key twice within the interval) and breach transitions."""
@@ -155,7 +160,8 @@ def build_app(settings: Settings, *, web_port: int | None = None, datadir: str |
             await send(metrics_topic, key, orjson.dumps(record))
             spacing.sent(key, time.monotonic())  # after the send, which stamps the message (it may wait for room)
         for alert in publication.alerts:
-            await send(alerts_topic, f"{alert['region']}|{alert['channel']}".encode(), orjson.dumps(alert))
+            await send(alerts_topic, f"{alert['region']}|{alert['channel']}".encode(), orjson.dumps(alert),
+                       headers=[(SOURCE_HEADER, source)])
         for key, value in publication.rollup:
             await send(rollup_topic, key, value, partition=0)
         return Round(started, built, sending, time.monotonic())

@@ -29,6 +29,7 @@ from workers import Pipeline, TopicReader, Worker
 from streams.core.timefmt import format_ms, now_ms, parse_rfc3339
 from streams.simulate import scenarios
 from streams.simulate.generator import SimConfig, Simulation
+from streams.streaming.alert_follower import SOURCE_HEADER
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -444,6 +445,39 @@ def test_a_breach_that_recovers_while_no_worker_runs_is_published_as_recovered(p
                         f"RU-CHE voice service_level published as recovered by the next worker\n{pipeline.logs()}")
     assert [a["state"] for a in states] == ["breach", "recovered"]
     assert states[-1]["value"] >= 0.9
+
+
+def test_a_breach_another_worker_delivers_after_the_read_back_is_answered_as_recovered(pipeline: Pipeline) -> None:
+    """A worker expelled while its event loop stood still may deliver a transition it had handed to
+    its producer after the region's new owner read the alerts topic back. The owner follows the
+    topic: a breach another process writes there for a region it finds good is answered."""
+    events = simulate(regions=("RU-CHE",), volume=5, seed=41, duration_s=4500, hour_utc=16)  # a calm evening
+    middle = events[0][0] + 30 * MINUTE_MS
+    alerts, metrics = pipeline.reader("alerts"), pipeline.reader("metrics")
+
+    def che_voice() -> list[dict[str, Any]]:
+        return [a for a in alerts.values() if (a["region"], a["channel"], a["metric"])
+                == ("RU-CHE", "voice", "service_level")]
+
+    worker = pipeline.worker("w1").start()
+    pipeline.send(pairs([e for e in events if e[0] < middle]))
+    # a record is published only after its partition's assignment, and so the alerts read-back, is done
+    wait_until(lambda: "RU-CHE|voice|15m" in metrics.latest(), 60, f"RU-CHE's records\n{pipeline.logs()}")
+    assert che_voice() == []
+    foreign = {"schema": "ccpulse.alert/v1", "state": "breach", "region": "RU-CHE", "channel": "voice",
+               "metric": "service_level", "value": 0.5, "target": 0.9, "window": "15m", "as_of": format_ms(middle)}
+    pipeline.send_to(pipeline.topic("alerts"), [(b"RU-CHE|voice", orjson.dumps(foreign))])
+    wait_until(lambda: "breach of RU-CHE/voice service_level sent by another worker" in worker.log_tail(200), 30,
+               f"the worker taking the other worker's breach\n{pipeline.logs()}")
+    pipeline.send(pairs([e for e in events if e[0] >= middle]))  # new facts: the region is judged again
+    states = wait_until(lambda: (found := che_voice())[-1]["state"] == "recovered" and found, 60,
+                        f"RU-CHE voice service_level answered as recovered\n{pipeline.logs()}")
+    assert states[0] == foreign
+    assert [a["state"] for a in states] == ["breach", "recovered"]
+    assert states[-1]["value"] >= 0.9
+    headers = [names for (_, value), names in zip(alerts.poll(), alerts.header_names, strict=True)
+               if orjson.loads(value) in states]
+    assert headers == [set(), {SOURCE_HEADER}], "the worker's own transitions carry its header"
 
 
 @pytest.mark.parametrize("stage", ["events", "facts"])

@@ -114,6 +114,8 @@ class TopicReader:
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False)
         self.messages: list[tuple[bytes | None, bytes]] = []
+        #: the header names of each message, in the order of `messages`
+        self.header_names: list[set[str]] = []
         #: key -> the Kafka timestamps of its messages, in the order of its partition
         self.stamps: dict[bytes | None, list[int]] = {}
 
@@ -122,6 +124,7 @@ class TopicReader:
         for batch in self.consumer.poll(timeout_ms=300, max_records=100_000).values():
             for message in batch:
                 self.messages.append((message.key, message.value))
+                self.header_names.append({name for name, _ in message.headers or ()})
                 self.stamps.setdefault(message.key, []).append(message.timestamp)
         return self.messages
 

@@ -122,3 +122,19 @@ def test_a_restore_takes_the_topic_s_word_for_the_regions_the_tracker_judged_its
     assert judge_with.in_breach == {("RU-MOW", "voice", "service_level")}
     assert summary(judge(judge_with, visits(over=MIN_VOLUME, region="RU-CHE"))) == [
         ("breach", "RU-CHE", "voice", "service_level", 0.0)], "recovered on the topic, bad again: a new breach"
+
+
+def test_a_transition_adopted_from_another_worker_is_answered_when_it_is_wrong() -> None:
+    """Another worker's breach, delivered after this one read the topic back, is downstream's last
+    word: a region found good is published as recovered; its recovery of a region found bad, as a
+    new breach; a transition that is right is left as it is."""
+    judge_with = tracker()
+    assert len(judge(judge_with, visits(over=MIN_VOLUME, region="RU-CHE"))) == 1
+    judge_with.adopt(("RU-MOW", "voice", "service_level"), "breach")
+    judge_with.adopt(("RU-CHE", "voice", "service_level"), "recovered")
+    judge_with.adopt(("RU-SPE", "voice", "service_level"), "breach")
+    events = visits(within=MIN_VOLUME) + visits(over=MIN_VOLUME, region="RU-CHE") + visits(over=MIN_VOLUME,
+                                                                                          region="RU-SPE")
+    assert sorted(summary(judge(judge_with, events))) == [
+        ("breach", "RU-CHE", "voice", "service_level", 0.0),
+        ("recovered", "RU-MOW", "voice", "service_level", 1.0)]
