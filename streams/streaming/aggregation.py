@@ -21,13 +21,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import Settings
 from streams.core.records import ALL
 from streams.kafka_client import aiokafka_options
-from streams.streaming.alert_follower import AlertFollower
+from streams.streaming.alert_follower import AlertFollower, read_transition
 from streams.streaming.publishing import Handover
 from streams.streaming.reading import read_again, topic_ends
 from streams.streaming.rebalance import StageRebalance
@@ -194,11 +193,11 @@ class Aggregation:
         def take(partition: int, messages: list[Any]) -> None:
             nonlocal skipped
             for message in messages:
-                try:
-                    alert = orjson.loads(message.value)
-                    last[(alert["region"], alert["channel"], alert["metric"])] = alert["state"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
+                transition = read_transition(message.value)
+                if transition is None:
                     skipped += 1
+                else:
+                    last[transition[0]] = transition[1]
 
         ends = await topic_ends(self.options, self.topics.alerts)
         await read_again(self.options, ends, take, "alerts")

@@ -28,7 +28,17 @@ SOURCE_HEADER = "ccpulse-source"
 #: how long a fetch waits when there is nothing new
 FETCH_WAIT_MS = 1000
 
-Adopt = Callable[[tuple[str, str, str], str], None]
+Key = tuple[str, str, str]
+Adopt = Callable[[Key, str], None]
+
+
+def read_transition(value: bytes) -> tuple[Key, str] | None:
+    """(region, channel, metric) and state of an alert message; None for a message that is not one."""
+    try:
+        alert = orjson.loads(value)
+        return (alert["region"], alert["channel"], alert["metric"]), alert["state"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 class AlertFollower:
@@ -75,11 +85,10 @@ class AlertFollower:
             for message in messages:
                 if (SOURCE_HEADER, self.source) in (message.headers or ()):
                     continue
-                try:
-                    alert = orjson.loads(message.value)
-                    key, state = (alert["region"], alert["channel"], alert["metric"]), alert["state"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
+                transition = read_transition(message.value)
+                if transition is None:
                     continue  # the read-back counts and logs what is not an alert
+                key, state = transition
                 log.info("alerts topic: %s of %s/%s %s sent by another worker, taken as downstream's last word",
                          state, *key)
                 self.adopt(key, state)
