@@ -46,6 +46,7 @@ def peer(broker: Broker, name: str, topic: str, count: int, out: Path, cap_s: fl
         progress = follow_group(broker, group, topic, count, [proc], f"peer {name}", cap_s)
         return {"events": count, "timed_events": progress.done - progress.first,
                 "seconds": progress.ended - progress.started, "events_per_s": progress.rate,
-                "complete": progress.done >= count, "peak_rss_mib": proc.peak_rss, "rss_mib": proc.rss()}
+                "complete": progress.done >= count, "timed_from_start": progress.from_start,
+                "peak_rss_mib": proc.peak_rss, "rss_mib": proc.rss()}
     finally:
         proc.stop()

@@ -109,7 +109,7 @@ def throughput(broker: Broker, data: Dataset, workers: int, out: Path, label: st
         ended = max(progress.ended, record_at or 0.0)
         timed = progress.done - progress.first
         return {"workers": workers, "events": total, "complete": complete, "timed_events": timed,
-                "commits_stalled": progress.stalled,
+                "commits_stalled": progress.stalled, "timed_from_start": progress.from_start,
                 "agent_crashes": [line for proc in procs for line in proc.crashes()],
                 "seconds": ended - progress.started, "events_per_s": timed / (ended - progress.started),
                 "record_after_commit_s": None if record_at is None else record_at - progress.ended,
