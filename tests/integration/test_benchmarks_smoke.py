@@ -17,6 +17,7 @@ from helpers import REPO, require_tool
 
 FIGURES = {
     "core: JSON line → updated state, one core",
+    "core, cold: the process's first pass, as one `ccpulse replay` run",
     "stage one rebuild after an assignment: decode + track, no facts",
     "core: peak state memory, 0.5 simulated h of all regions",
     "core: instructions per event (valgrind)",
