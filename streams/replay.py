@@ -27,6 +27,9 @@ from streams.errors import CcpulseError
 from streams.tuning import tune_gc
 
 PROGRESS_EVERY_S = 2.0
+#: events handed to the engine at a time, between which progress may be shown: a month of events
+#: takes minutes to process after it is read
+PROCESS_SLICE = 65_536
 
 
 def add_parser(subparsers: Any) -> None:
@@ -62,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         due = [raw for ts, _, raw in pending if ts <= cutoff]
         not_yet = len(pending) - len(due)
         del pending
-        engine.process_lines(due)
+        for start in range(0, len(due), PROCESS_SLICE):
+            engine.process_lines(due[start:start + PROCESS_SLICE])
+            progress.processed(min(start + PROCESS_SLICE, len(due)), len(due))
         records = engine.records(cutoff) if cutoff is not None else []
     sys.stdout.buffer.write(orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.flush()
@@ -130,12 +135,21 @@ class Progress:
 
     def line(self) -> None:
         self.lines += 1
-        if self.lines % 4096 == 0:
-            now = time.monotonic()
-            if now - self.shown >= PROGRESS_EVERY_S:
-                self.shown = now
-                rate = self.lines / (now - self.started)
-                print(f"replay: read {self.lines:,} lines ({rate:,.0f}/s)", file=self.stream, flush=True)
+        if self.lines % 4096 == 0 and self._due():
+            rate = self.lines / (self.shown - self.started)
+            print(f"replay: read {self.lines:,} lines ({rate:,.0f}/s)", file=self.stream, flush=True)
+
+    def processed(self, done: int, total: int) -> None:
+        if self._due():
+            print(f"replay: processed {done:,} of {total:,} events in time order", file=self.stream, flush=True)
+
+    def _due(self) -> bool:
+        """Whether a progress line is due; if so, it is taken as shown now."""
+        now = time.monotonic()
+        if now - self.shown < PROGRESS_EVERY_S:
+            return False
+        self.shown = now
+        return True
 
     def summary(self, engine: Engine, not_yet: int, as_of: int | None, records: int) -> None:
         results = engine.results
