@@ -64,7 +64,7 @@ def measure_throughput(lines: list[bytes], passes: int = PASSES) -> dict[str, An
 
     The cold pass is the process's first, as one `ccpulse replay` run: the state it builds all day
     is memory new to the process, every page of it a page fault, and on a VM the host may back each
-    page only when it is first touched (11–17 µs a fault on the AMD EPYC VM, 2026-12-03, against
+    page only when it is first touched (6–17 µs a fault on the AMD EPYC VM, 2026-12-03, against
     ~1.5 µs for a page it already backs). The warm passes build the same state in memory the process
     already has, as a worker does once released state makes room for new: their user time is about
     the cold pass's, without the kernel's. The warm median is the core's figure; the VM's speed swings
