@@ -15,7 +15,6 @@ import argparse
 import math
 import secrets
 import signal
-import threading
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from streams import regions as region_catalogue
 from streams.errors import CcpulseError
 from streams.simulate import model, scenarios
 from streams.simulate.generator import MINUTE_MS, SimConfig, Simulation, natural_contacts_per_s
-from streams.simulate.runner import Pacing, Progress, run
+from streams.simulate.runner import Pacing, Progress, StopRequest, run
 from streams.simulate.sinks import FileSink, KafkaSink, Sink
 from streams.simulate.units import parse_duration, parse_instant
 
@@ -73,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     config = build_config(args, settings.pipeline.regions, realtime)
     sim = Simulation(config)
     sink: Sink = KafkaSink(settings, args.bootstrap) if args.kafka else FileSink(args.output)
-    stop = threading.Event()
+    stop = StopRequest()
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job may inherit it ignored
         signal.signal(signum, lambda signum, frame: stop.set())  # flush, summary, exit 0 (see `run`)
     run(sim, sink, Pacing(realtime=realtime, rate=args.rate, unit=args.rate_unit), Progress(quiet=args.quiet),

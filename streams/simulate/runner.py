@@ -9,7 +9,6 @@ second (events, or contacts started), which compresses the simulated clock by
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,26 @@ from streams.simulate.sinks import Sink
 _TTY_INTERVAL_S = 0.25
 _LOG_INTERVAL_S = 5.0
 _IDLE_SLEEP_S = 0.2
+
+
+class StopRequest:
+    """A stop asked for by a signal handler (Ctrl-C) or another thread, read between two events.
+
+    A plain flag, not a `threading.Event`: `Event.set` takes the event's lock, and a handler runs in
+    the main thread between two bytecodes, possibly while that thread holds the same lock inside
+    `Event.wait`; the handler then waits for itself forever (the simulator hung on Ctrl-C so).
+    Waiting is therefore in sleeps of at most `_IDLE_SLEEP_S`, which a handler does not cut short."""
+
+    __slots__ = ("asked",)
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def set(self) -> None:
+        self.asked = True
+
+    def is_set(self) -> bool:
+        return self.asked
 
 
 @dataclass(frozen=True)
@@ -75,12 +94,12 @@ class Progress:
 
 
 def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress,
-        stop: threading.Event | None = None) -> bool:
+        stop: StopRequest | None = None) -> bool:
     """Send everything (or until Ctrl-C, or `stop` is set); always closes the sink. Returns True when
     interrupted. A signal handler should set `stop` rather than raise: the run then ends between two
     events, while an exception raised from the handler can land inside the sink's write (inside gzip's,
     say, between compressing and updating the checksum) and leave a corrupt file."""
-    stop = stop or threading.Event()
+    stop = stop or StopRequest()
     interrupted = False
     sent = 0
     begun = time.monotonic()
@@ -107,11 +126,11 @@ def run(sim: Simulation, sink: Sink, pacing: Pacing, progress: Progress,
     return interrupted
 
 
-def _wait(remaining_s: Callable[[], float], sim: Simulation, progress: Progress, stop: threading.Event) -> None:
+def _wait(remaining_s: Callable[[], float], sim: Simulation, progress: Progress, stop: StopRequest) -> None:
     """Sleep in short steps until ``remaining_s()`` is not positive or a stop is asked for, keeping the
     progress line alive."""
     left = remaining_s()
     while left > 0 and not stop.is_set():
-        stop.wait(min(left, _IDLE_SLEEP_S))
+        time.sleep(min(left, _IDLE_SLEEP_S))
         progress.update(sim)
         left = remaining_s()

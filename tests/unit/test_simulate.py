@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -29,7 +28,7 @@ from streams.errors import CcpulseError
 from streams.simulate import scenarios
 from streams.simulate.generator import SimConfig, Simulation, generate
 from streams.simulate.malformed import KINDS
-from streams.simulate.runner import Pacing, Progress, run
+from streams.simulate.runner import Pacing, Progress, StopRequest, run
 from streams.simulate.sinks import FileSink
 
 START = parse_rfc3339("2025-03-03T06:00:00Z")
@@ -346,7 +345,7 @@ def test_a_stop_asked_for_during_a_write_ends_the_run_after_it(tmp_path: Path) -
             if self.writes == 5:
                 stop.set()
 
-    stop = threading.Event()
+    stop = StopRequest()
     sim = Simulation(SimConfig(start_ms=1_700_000_000_000, seed=3, duration_s=3600, regions=FEW))
     assert run(sim, StopOnFifth(str(out)), Pacing(), Progress(quiet=True), stop) is True
     lines = gzip.decompress(out.read_bytes()).splitlines()
@@ -369,6 +368,39 @@ def test_ctrl_c_flushes_and_summarises(tmp_path: Path) -> None:
     sent = int(re.search(r"interrupted: ([\d,]+) events sent", summary).group(1).replace(",", ""))
     lines = gzip.decompress(out.read_bytes()).splitlines()
     assert sent == len(lines) > 0 and all(orjson.loads(line)["event_id"] for line in lines)
+
+
+#: a simulator waiting for its first event, an hour ahead, in its tightest waiting loop; it says when
+#: its signal handlers are in place (they are installed just before the run starts)
+WAITING_SIMULATOR = """
+import sys
+from streams.simulate import cli, runner
+runner._IDLE_SLEEP_S = 0.0
+real_run = cli.run
+def announced_run(*args):
+    print("waiting", flush=True)
+    return real_run(*args)
+cli.run = announced_run
+from streams import cli as ccpulse
+sys.exit(ccpulse.main(["simulate", "--realtime", "--start", "+1h", "--regions", "RU-MOW", "-o", sys.argv[1]]))
+"""
+
+
+def test_ctrl_c_stops_a_waiting_simulator_whenever_it_lands(tmp_path: Path) -> None:
+    """The handler must not take a lock the waiting loop may hold at that moment (threading.Event's did:
+    the simulator then hung for ever on Ctrl-C, about half the time in this loop)."""
+    for trial in range(20):
+        out = tmp_path / f"waiting-{trial}.jsonl"
+        proc = subprocess.Popen([sys.executable, "-c", WAITING_SIMULATOR, str(out)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == b"waiting\n"
+            time.sleep(trial / 20 * 0.05)  # the signal lands at a different point of the loop each time
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and b"interrupted: 0 events sent" in err, (trial, err)
 
 
 def test_simulated_events_are_held_in_buffers_of_their_own_size() -> None:
