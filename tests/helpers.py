@@ -10,6 +10,7 @@ import dataclasses
 import json
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
+#: the `ccpulse` command of the environment the tests run in, as a user runs it
+CCPULSE = Path(sys.executable).with_name("ccpulse")
 T = TypeVar("T")
 
 

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from helpers import REPO, free_port, wait_until
+from helpers import CCPULSE, REPO, free_port, wait_until
 from kafka import KafkaConsumer, KafkaProducer
 
-CCPULSE = REPO / ".venv" / "bin" / "ccpulse"
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 45
 

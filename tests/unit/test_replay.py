@@ -14,13 +14,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from capabilities import file_modes_enforced
+from helpers import CCPULSE
 from oracle import RECORD_FIELDS, ev, line, ms
 
 from streams import cli
 
 T = ms("2025-11-22T10:00:00Z")
 H = 3_600_000
-CCPULSE = Path(sys.executable).with_name("ccpulse")
 
 
 def at(seconds: float) -> int:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import collections
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from helpers import CCPULSE
 
 from streams.core.timefmt import parse_rfc3339
 from streams.regions import catalogue
@@ -19,7 +19,6 @@ from streams.simulate import scenarios
 from streams.simulate.generator import SimConfig, Simulation
 from streams.simulate.malformed import REASONS
 
-CCPULSE = Path(sys.executable).with_name("ccpulse")
 START = parse_rfc3339("2025-11-24T00:00:00Z")  # a Monday
 SUMMARY = re.compile(r"replay: ([\d,]+) lines in ([\d.]+) s; ([\d,]+) accepted, ([\d,]+) duplicates, "
                      r"([\d,]+) rejected, 0 after as_of; as_of \S+; ([\d,]+) records")
